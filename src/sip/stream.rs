@@ -1,0 +1,265 @@
+//! Framing SIP on a byte stream (TCP, TLS): whole messages out of whatever
+//! splits the reads produce, RFC 5626 keep-alives on the side.
+//!
+//! [`next_frame`] is the pure function (bytes in, `Partial` or a frame and
+//! its length out); [`StreamBuffer`] is the fixed receive buffer of one
+//! connection that calls it.
+//!
+//! Framing needs only the end of the header block and Content-Length, so a
+//! message that is malformed in any other way is still framed, as
+//! [`Frame::Invalid`]: the gateway answers it and the connection, which a
+//! Lync pool shares between many users, stays in step. Only a framing
+//! fault (Content-Length missing, malformed, repeated or too large, or a
+//! message larger than the buffer) is an error, after which no one can tell
+//! where the next message starts: the connection must close.
+
+use httparse::Status;
+
+use super::grammar::{parse_digits, trim_lws};
+use super::{Error, HeaderName, Message};
+
+/// One item at the head of a SIP stream.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // boxing the message would allocate per frame
+pub enum Frame<'a> {
+    /// A whole SIP message.
+    Message(Message<'a>),
+    /// A keep-alive ping (CR LF CR LF, RFC 5626 §4.4.1): answer with a pong.
+    Ping,
+    /// A keep-alive pong (a single CR LF).
+    Pong,
+    /// A message that could be framed but not parsed.
+    Invalid {
+        /// What is wrong with it.
+        error: Error,
+        /// Its bytes, for logging and a best-effort error response.
+        bytes: &'a [u8],
+    },
+}
+
+/// Frames the item at the start of `input`: `Partial` until it is whole,
+/// then the frame and how many bytes it takes.
+///
+/// A lone CR LF is `Partial` until the next byte says whether it is a pong
+/// or the first half of a ping.
+pub fn next_frame(input: &[u8], max_body: usize) -> Result<Status<(Frame<'_>, usize)>, Error> {
+    match input {
+        [b'\r', b'\n', b'\r', b'\n', ..] => Ok(Status::Complete((Frame::Ping, 4))),
+        [b'\r', b'\n', b'\r'] | [b'\r', b'\n'] | [b'\r'] => Ok(Status::Partial),
+        [b'\r', b'\n', ..] => Ok(Status::Complete((Frame::Pong, 2))),
+        _ => Ok(match Message::parse_stream(input, max_body) {
+            Ok(Status::Complete(message)) => {
+                let len = message.len();
+                Status::Complete((Frame::Message(message), len))
+            }
+            Ok(Status::Partial) => Status::Partial,
+            Err(error) => match frame_len(input, max_body)? {
+                Status::Complete(len) => Status::Complete((Frame::Invalid { error, bytes: &input[..len] }, len)),
+                Status::Partial => Status::Partial,
+            },
+        }),
+    }
+}
+
+/// The length of the message at the start of `input`, from the end of its
+/// header block and its Content-Length alone, whatever else is wrong with it.
+fn frame_len(input: &[u8], max_body: usize) -> Result<Status<usize>, Error> {
+    let mut at = input.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(input.len());
+    let mut content_length = None;
+    let mut first_line = true;
+    loop {
+        let Some(eol) = input[at..].iter().position(|&b| b == b'\n') else {
+            return Ok(Status::Partial);
+        };
+        let line = &input[at..at + eol];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        at += eol + 1;
+        if line.is_empty() {
+            break;
+        }
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        if core::mem::take(&mut first_line) || continuation {
+            continue;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+        let name = core::str::from_utf8(&line[..colon]).unwrap_or("").trim_end_matches([' ', '\t']);
+        if HeaderName::classify(name) == HeaderName::ContentLength {
+            if content_length.is_some() {
+                return Err(Error::DuplicateHeader("Content-Length"));
+            }
+            content_length = Some(&line[colon + 1..]);
+        }
+    }
+    let value = content_length.ok_or(Error::MissingContentLength)?;
+    let declared = core::str::from_utf8(value)
+        .ok()
+        .and_then(|v| parse_digits(trim_lws(v)))
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or(Error::BadContentLength)?;
+    if declared > max_body {
+        return Err(Error::BodyTooLarge { declared, max: max_body });
+    }
+    let end = at.checked_add(declared).ok_or(Error::BadContentLength)?;
+    Ok(if input.len() >= end { Status::Complete(end) } else { Status::Partial })
+}
+
+/// The receive buffer of one stream connection, `N` bytes, holding at most
+/// one message larger than nothing else: a message that cannot fit is
+/// [`Error::MessageTooLarge`].
+#[derive(Debug)]
+pub struct StreamBuffer<const N: usize> {
+    buf: [u8; N],
+    start: usize,
+    end: usize,
+}
+
+impl<const N: usize> Default for StreamBuffer<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> StreamBuffer<N> {
+    /// An empty buffer.
+    pub const fn new() -> Self {
+        StreamBuffer { buf: [0; N], start: 0, end: 0 }
+    }
+
+    /// Bytes received but not yet framed.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Room to read into; hand the count read to [`StreamBuffer::filled`].
+    /// Empty when a partial message fills the whole buffer.
+    pub fn spare(&mut self) -> &mut [u8] {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// Records that `n` bytes were read into [`StreamBuffer::spare`].
+    pub fn filled(&mut self, n: usize) {
+        self.end = (self.end + n).min(N);
+    }
+
+    /// Copies as much of `bytes` as fits; returns how much that was.
+    pub fn push(&mut self, bytes: &[u8]) -> usize {
+        let spare = self.spare();
+        let n = bytes.len().min(spare.len());
+        spare[..n].copy_from_slice(&bytes[..n]);
+        self.filled(n);
+        n
+    }
+
+    /// The next whole frame, consumed from the buffer; `None` until more
+    /// bytes arrive. A message that could never fit is an error.
+    pub fn next(&mut self, max_body: usize) -> Result<Option<Frame<'_>>, Error> {
+        let Self { buf, start, end } = self;
+        match next_frame(&buf[*start..*end], max_body)? {
+            Status::Complete((frame, len)) => {
+                *start += len;
+                Ok(Some(frame))
+            }
+            Status::Partial if *end - *start == N => Err(Error::MessageTooLarge),
+            Status::Partial => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INFO: &[u8] = b"INFO sip:a@b SIP/2.0\r\nCall-ID: x\r\nContent-Length: 4\r\n\r\nbody";
+
+    fn kinds<const N: usize>(buf: &mut StreamBuffer<N>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(frame) = buf.next(100).unwrap() {
+            out.push(match frame {
+                Frame::Message(m) => format!("msg:{}", String::from_utf8_lossy(m.body())),
+                Frame::Ping => "ping".into(),
+                Frame::Pong => "pong".into(),
+                Frame::Invalid { error, .. } => format!("invalid:{error}"),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn keep_alives_between_messages() {
+        let mut buf = StreamBuffer::<256>::new();
+        let mut input = b"\r\n\r\n".to_vec();
+        input.extend_from_slice(INFO);
+        input.extend_from_slice(b"\r\n");
+        input.extend_from_slice(INFO);
+        buf.push(&input);
+        assert_eq!(kinds(&mut buf), ["ping", "msg:body", "pong", "msg:body"]);
+        assert!(buf.pending().is_empty());
+    }
+
+    #[test]
+    fn lone_crlf_waits_for_the_next_byte() {
+        let mut buf = StreamBuffer::<256>::new();
+        buf.push(b"\r\n");
+        assert!(buf.next(100).unwrap().is_none());
+        buf.push(b"\r");
+        assert!(buf.next(100).unwrap().is_none());
+        buf.push(b"\n");
+        assert!(matches!(buf.next(100).unwrap(), Some(Frame::Ping)));
+    }
+
+    #[test]
+    fn one_byte_at_a_time() {
+        let mut buf = StreamBuffer::<256>::new();
+        let mut got = Vec::new();
+        for chunk in INFO.repeat(3).chunks(1) {
+            buf.push(chunk);
+            while let Some(frame) = buf.next(100).unwrap() {
+                let Frame::Message(m) = frame else { panic!("unexpected frame {frame:?}") };
+                got.push(m.len());
+            }
+        }
+        assert_eq!(got, [INFO.len(); 3]);
+    }
+
+    #[test]
+    fn a_message_larger_than_the_buffer_is_an_error() {
+        let mut buf = StreamBuffer::<32>::new();
+        assert_eq!(buf.push(INFO), 32);
+        assert_eq!(buf.next(100).unwrap_err(), Error::MessageTooLarge);
+        assert!(buf.spare().is_empty());
+    }
+
+    #[test]
+    fn a_malformed_message_is_framed_and_the_stream_stays_in_step() {
+        let mut buf = StreamBuffer::<512>::new();
+        buf.push(b"INVITE <sip:a@b> SIP/2.0\r\nl: 4\r\n\r\nbody");
+        buf.push(b"INFO sip:a@b SIP/2.0\r\nFrom : x\r\nBroken header\r\nContent-Length: 3\r\n\r\nabc");
+        buf.push(INFO);
+        assert_eq!(
+            kinds(&mut buf),
+            [
+                "invalid:Malformed start line: Request-URI in angle brackets",
+                "invalid:Malformed header line",
+                "msg:body"
+            ]
+        );
+    }
+
+    #[test]
+    fn stream_errors_are_reported() {
+        let mut buf = StreamBuffer::<256>::new();
+        buf.push(b"INFO sip:a@b SIP/2.0\r\nCall-ID: x\r\n\r\n");
+        assert_eq!(buf.next(100).unwrap_err(), Error::MissingContentLength);
+        let mut buf = StreamBuffer::<256>::new();
+        buf.push(b"INFO sip:a@b SIP/2.0\r\nl: -4\r\n\r\n");
+        assert_eq!(buf.next(100).unwrap_err(), Error::BadContentLength);
+        let mut buf = StreamBuffer::<256>::new();
+        buf.push(b"INFO sip:a@b SIP/2.0\r\nl: 4000\r\n\r\n");
+        assert_eq!(buf.next(100).unwrap_err(), Error::BodyTooLarge { declared: 4000, max: 100 });
+    }
+}
