@@ -157,9 +157,7 @@ impl<'a> Params<'a> {
     /// Looks a parameter up by name: `None` when absent, `Some(None)` when
     /// present without a value, `Some(Some(v))` otherwise (quotes removed).
     pub fn get(&self, name: &str) -> Option<Option<&'a str>> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.map(unquote))
+        self.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.map(unquote))
     }
 
     /// The value of parameter `name`, if present with a value.
@@ -177,11 +175,7 @@ impl<'a> Params<'a> {
 /// Backslash escapes inside are left for the caller (they are rare and
 /// never matter to the gateway).
 pub fn unquote(s: &str) -> &str {
-    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
-        &s[1..s.len() - 1]
-    } else {
-        s
-    }
+    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') { &s[1..s.len() - 1] } else { s }
 }
 
 /// A `name-addr` or `addr-spec` with header parameters, as in From, To,
@@ -356,8 +350,7 @@ impl<'a> MediaType<'a> {
         let params_at = find_unquoted(value, b';').unwrap_or(value.len());
         let (ty, subtype) = value[..params_at].split_once('/')?;
         let (ty, subtype) = (trim_lws(ty), trim_lws(subtype));
-        (is_token(ty) && is_token(subtype))
-            .then(|| MediaType { ty, subtype, params: Params::new(&value[params_at..]) })
+        (is_token(ty) && is_token(subtype)).then(|| MediaType { ty, subtype, params: Params::new(&value[params_at..]) })
     }
 
     /// Case-insensitive comparison with `ty/subtype`.
@@ -395,8 +388,7 @@ mod tests {
 
     #[test]
     fn list_items_respect_quotes_and_brackets() {
-        let items: Vec<_> =
-            ListItems::new(r#" "Doe, John" <sip:a@b;x=1,2>;tag=1 , <sip:c@d>,, timer "#).collect();
+        let items: Vec<_> = ListItems::new(r#" "Doe, John" <sip:a@b;x=1,2>;tag=1 , <sip:c@d>,, timer "#).collect();
         assert_eq!(items, [r#""Doe, John" <sip:a@b;x=1,2>;tag=1"#, "<sip:c@d>", "timer"]);
         assert_eq!(ListItems::new(" , ").count(), 0);
     }

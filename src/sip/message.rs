@@ -236,10 +236,11 @@ impl<'a> Message<'a> {
 
     /// Every header, in order.
     pub fn headers(&self) -> impl Iterator<Item = HeaderView<'a>> + '_ {
-        self.headers[..self.count]
-            .iter()
-            .zip(&self.kinds)
-            .map(|(h, &kind)| HeaderView { kind, name: h.name, value: h.value })
+        self.headers[..self.count].iter().zip(&self.kinds).map(|(h, &kind)| HeaderView {
+            kind,
+            name: h.name,
+            value: h.value,
+        })
     }
 
     /// The raw values of every header of kind `name`, in order.
@@ -304,8 +305,7 @@ impl<'a> Message<'a> {
 
     /// Every Via element, topmost first.
     pub fn vias(&self) -> impl Iterator<Item = Result<Via<'a>, Error>> + '_ {
-        self.list(HeaderName::Via)
-            .map(|item| item.and_then(|text| Via::parse(text).ok_or(Error::BadHeader("Via"))))
+        self.list(HeaderName::Via).map(|item| item.and_then(|text| Via::parse(text).ok_or(Error::BadHeader("Via"))))
     }
 
     /// Max-Forwards, 0 to 255.
@@ -401,9 +401,11 @@ impl<'a> Message<'a> {
             return Err(Error::BadHeader("Via"));
         }
         let is_wildcard = |item: &Result<&str, Error>| matches!(item, Ok("*"));
-        if let Some(bad) = self.list(HeaderName::Contact).filter(|c| !is_wildcard(c)).find_map(|contact| {
-            contact.and_then(|text| NameAddr::parse(text).ok_or(Error::BadHeader("Contact"))).err()
-        }) {
+        if let Some(bad) = self
+            .list(HeaderName::Contact)
+            .filter(|c| !is_wildcard(c))
+            .find_map(|contact| contact.and_then(|text| NameAddr::parse(text).ok_or(Error::BadHeader("Contact"))).err())
+        {
             return Err(bad);
         }
         Ok(())
@@ -560,7 +562,11 @@ fn split_sip_headers<'a>(
     out: &mut [Header<'a>; MAX_HEADERS],
 ) -> Result<Status<(usize, usize)>, Error> {
     let is_name_byte = |b: u8| {
-        b.is_ascii_alphanumeric() || matches!(b, b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~')
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+            )
     };
     let is_value_byte = |b: u8| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80;
     // A quoted-pair may escape any byte but CR and LF (RFC 3261 §25.1).

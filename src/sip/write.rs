@@ -330,10 +330,17 @@ Content-Length: 0\r\n\r\n"
         .unwrap();
         let mut buf = [0u8; 512];
         let source = "192.0.2.10:5060".parse().unwrap();
-        let out = MessageWriter::response_to(&mut buf, &req, 481, "Call/Transaction Does Not Exist", Some("new"), Some(source))
-            .unwrap()
-            .finish()
-            .unwrap();
+        let out = MessageWriter::response_to(
+            &mut buf,
+            &req,
+            481,
+            "Call/Transaction Does Not Exist",
+            Some("new"),
+            Some(source),
+        )
+        .unwrap()
+        .finish()
+        .unwrap();
         let text = core::str::from_utf8(out).unwrap();
         assert!(text.contains("Via: SIP/2.0/TCP 192.0.2.10:5060;branch=z9hG4bK1\r\n"), "{text}");
         assert!(text.contains("To: <sip:a@b>;tag=old\r\n"), "{text}");

@@ -1,0 +1,326 @@
+//! Positive CSTA responses: what a CTI node answers, and what the gateway
+//! answers itself (RequestSystemStatus, GetCSTAFeatures).
+
+use heapless::Vec;
+
+use super::Error;
+use super::request::{Slots, write_connection};
+use super::text::Text;
+use super::types::{
+    ConnectionId, ForwardingType, LocalConnectionState, Namespace, Service, Services, SystemStatus, bool_str,
+    parse_bool,
+};
+use super::xml::{Reader, Visit, XmlWriter};
+use crate::outbuf::{OutBuf, Overflow};
+
+/// Most calls a SnapshotDeviceResponse may list.
+pub const MAX_SNAPSHOT_CALLS: usize = 8;
+/// Most entries a GetForwardingResponse may list.
+pub const MAX_FORWARD_ITEMS: usize = 12;
+
+/// One call at a device, as SnapshotDeviceResponse lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SnapshotCall<'a> {
+    /// `connectionIdentifier`
+    pub connection: ConnectionId<'a>,
+    /// The first `localConnectionState` of `localCallState`.
+    pub state: Option<LocalConnectionState>,
+}
+
+/// One forwarding of a device, as GetForwardingResponse lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ForwardItem<'a> {
+    /// `forwardingType`
+    pub forwarding_type: Option<ForwardingType>,
+    /// `forwardStatus`: whether this forwarding is on.
+    pub active: bool,
+    /// `forwardDN`
+    pub forward_dn: Option<Text<'a>>,
+}
+
+/// A positive response, borrowed from the document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response<'a> {
+    /// RequestSystemStatusResponse.
+    SystemStatus(SystemStatus),
+    /// GetCSTAFeaturesResponse: the services supported.
+    Features(Services),
+    /// MonitorStartResponse.
+    MonitorStarted {
+        /// `monitorCrossRefID`: what the node's events will carry.
+        monitor: Text<'a>,
+    },
+    /// SnapshotDeviceResponse.
+    Snapshot {
+        /// The calls at the device.
+        calls: Vec<SnapshotCall<'a>, MAX_SNAPSHOT_CALLS>,
+    },
+    /// A response carrying the connection a service created or changed:
+    /// MakeCall (`callingDevice`), ConsultationCall (`initiatedCall`),
+    /// TransferCall and SingleStepTransferCall (`transferredCall`),
+    /// ConferenceCall (`conferenceCall`).
+    Call {
+        /// Which of the five services.
+        service: Service,
+        /// The connection.
+        call: ConnectionId<'a>,
+    },
+    /// GetForwardingResponse.
+    Forwarding {
+        /// The forwardings of the device.
+        items: Vec<ForwardItem<'a>, MAX_FORWARD_ITEMS>,
+    },
+    /// GetDoNotDisturbResponse.
+    DoNotDisturb {
+        /// `doNotDisturbOn`
+        on: bool,
+    },
+    /// A response with no content (`<HoldCallResponse/>` and the like).
+    Ack(Service),
+}
+
+/// The element that carries the connection of a [`Response::Call`].
+fn call_element(service: Service) -> Option<&'static str> {
+    match service {
+        Service::MakeCall => Some("callingDevice"),
+        Service::ConsultationCall => Some("initiatedCall"),
+        Service::TransferCall | Service::SingleStepTransferCall => Some("transferredCall"),
+        Service::ConferenceCall => Some("conferenceCall"),
+        _ => None,
+    }
+}
+
+/// The ECMA-323 service lists, in their sequence order.
+const SERVICE_LISTS: [&str; 7] = [
+    "capExchangeServList",
+    "systemStatServList",
+    "monitoringServList",
+    "snapshotServList",
+    "callControlServList",
+    "callAssociatedServList",
+    "logicalServList",
+];
+
+/// The events the gateway relays, announced in GetCSTAFeaturesResponse.
+const CALL_CONTROL_EVENTS: [&str; 11] = [
+    "conferenced",
+    "connectionCleared",
+    "delivered",
+    "diverted",
+    "established",
+    "failed",
+    "held",
+    "originated",
+    "retrieved",
+    "serviceInitiated",
+    "transferred",
+];
+const LOGICAL_EVENTS: [&str; 2] = ["doNotDisturb", "forwarding"];
+
+impl<'a> Response<'a> {
+    pub(crate) fn parse(service: Service, reader: Reader<'a>) -> Result<Response<'a>, Error> {
+        match service {
+            Service::RequestSystemStatus => {
+                let s = Slots::collect(reader, &[&["systemStatus"]])?;
+                let status = s.required(0, "systemStatus")?;
+                Ok(Response::SystemStatus(SystemStatus::parse(status).ok_or(Error::BadValue("systemStatus"))?))
+            }
+            Service::GetCstaFeatures => {
+                // Any service list name is accepted (the spelling varies
+                // between sources); services are known by their own names.
+                let mut services = Services::NONE;
+                reader.walk(|visit| {
+                    if let Visit::Open(["supportedServices", _, item]) = visit {
+                        if let Some(s) = Service::from_feature_name(item) {
+                            services = services.with(s);
+                        }
+                    }
+                })?;
+                Ok(Response::Features(services))
+            }
+            Service::MonitorStart => {
+                let s = Slots::collect(reader, &[&["monitorCrossRefID"]])?;
+                Ok(Response::MonitorStarted { monitor: s.required(0, "monitorCrossRefID")? })
+            }
+            Service::SnapshotDevice => parse_snapshot(reader),
+            Service::GetForwarding => parse_forwarding(reader),
+            Service::GetDoNotDisturb => {
+                let s = Slots::collect(reader, &[&["doNotDisturbOn"]])?;
+                Ok(Response::DoNotDisturb { on: s.boolean(0, "doNotDisturbOn")? })
+            }
+            _ => match call_element(service) {
+                Some(element) => {
+                    let s = Slots::collect(reader, &[&[element, "callID"], &[element, "deviceID"]])?;
+                    Ok(Response::Call { service, call: s.connection(0, element)? })
+                }
+                None => {
+                    reader.walk(|_| {})?;
+                    Ok(Response::Ack(service))
+                }
+            },
+        }
+    }
+
+    /// The service this responds to.
+    pub fn service(&self) -> Service {
+        match self {
+            Response::SystemStatus(_) => Service::RequestSystemStatus,
+            Response::Features(_) => Service::GetCstaFeatures,
+            Response::MonitorStarted { .. } => Service::MonitorStart,
+            Response::Snapshot { .. } => Service::SnapshotDevice,
+            Response::Call { service, .. } | Response::Ack(service) => *service,
+            Response::Forwarding { .. } => Service::GetForwarding,
+            Response::DoNotDisturb { .. } => Service::GetDoNotDisturb,
+        }
+    }
+
+    /// Writes the response as a CSTA document in `namespace`.
+    pub fn write(&self, namespace: Namespace, out: &mut OutBuf<'_>) -> Result<(), Overflow> {
+        let name = self.service().response_name();
+        if let Response::Ack(_) = self {
+            return XmlWriter::empty_root(out, name, namespace);
+        }
+        let mut x = XmlWriter::root(out, name, namespace)?;
+        match self {
+            Response::SystemStatus(status) => {
+                x.leaf_str("systemStatus", status.as_str())?;
+            }
+            Response::Features(services) => write_features(&mut x, *services)?,
+            Response::MonitorStarted { monitor } => {
+                x.leaf("monitorCrossRefID", *monitor)?;
+            }
+            Response::Snapshot { calls } => {
+                x.open("crossRefIDorSnapshotData")?.open("snapshotData")?;
+                for call in calls {
+                    x.open("snapshotDeviceResponseInfo")?;
+                    write_connection(&mut x, "connectionIdentifier", &call.connection)?;
+                    if let Some(state) = call.state {
+                        x.open("localCallState")?.open("compoundCallState")?;
+                        x.leaf_str("localConnectionState", state.as_str())?;
+                        x.close("compoundCallState")?.close("localCallState")?;
+                    }
+                    x.close("snapshotDeviceResponseInfo")?;
+                }
+                x.close("snapshotData")?.close("crossRefIDorSnapshotData")?;
+            }
+            Response::Call { service, call } => {
+                let element = call_element(*service).unwrap_or("callingDevice");
+                write_connection(&mut x, element, call)?;
+            }
+            Response::Forwarding { items } => {
+                x.open("forwardingList")?;
+                for item in items {
+                    x.open("forwardListItem")?;
+                    if let Some(t) = item.forwarding_type {
+                        x.leaf_str("forwardingType", t.as_str())?;
+                    }
+                    x.leaf_str("forwardStatus", bool_str(item.active))?;
+                    if let Some(dn) = item.forward_dn {
+                        x.leaf("forwardDN", dn)?;
+                    }
+                    x.close("forwardListItem")?;
+                }
+                x.close("forwardingList")?;
+            }
+            Response::DoNotDisturb { on } => {
+                x.leaf_str("doNotDisturbOn", bool_str(*on))?;
+            }
+            Response::Ack(_) => unreachable!("written above"),
+        }
+        x.close(name)?;
+        Ok(())
+    }
+}
+
+fn write_features(x: &mut XmlWriter<'_, '_>, services: Services) -> Result<(), Overflow> {
+    x.open("supportedServices")?;
+    for list in SERVICE_LISTS {
+        let mut in_list = services.iter().filter(|s| s.feature_list() == list).peekable();
+        if in_list.peek().is_none() {
+            continue;
+        }
+        x.open(list)?;
+        for service in in_list {
+            x.empty(service.feature_name())?;
+        }
+        x.close(list)?;
+    }
+    x.close("supportedServices")?;
+    x.open("supportedEvents")?.open("callControlEvtsList")?;
+    for event in CALL_CONTROL_EVENTS {
+        x.empty(event)?;
+    }
+    x.close("callControlEvtsList")?.open("logicalEvtsList")?;
+    for event in LOGICAL_EVENTS {
+        x.empty(event)?;
+    }
+    x.close("logicalEvtsList")?.close("supportedEvents")?;
+    Ok(())
+}
+
+fn parse_snapshot(reader: Reader<'_>) -> Result<Response<'_>, Error> {
+    let mut calls: Vec<SnapshotCall<'_>, MAX_SNAPSHOT_CALLS> = Vec::new();
+    let mut fault = None;
+    reader.walk(|visit| match visit {
+        Visit::Open(["crossRefIDorSnapshotData", "snapshotData", "snapshotDeviceResponseInfo"])
+            if calls.push(SnapshotCall::default()).is_err() =>
+        {
+            fault.get_or_insert(Error::TooManyItems("snapshotDeviceResponseInfo"));
+        }
+        Visit::Text(["crossRefIDorSnapshotData", "snapshotData", "snapshotDeviceResponseInfo", rest @ ..], text) => {
+            let Some(call) = calls.last_mut() else { return };
+            match rest {
+                ["connectionIdentifier", "callID"] => call.connection.call = Some(text),
+                ["connectionIdentifier", "deviceID"] => call.connection.device = Some(text),
+                ["localCallState", "compoundCallState", "localConnectionState"] if call.state.is_none() => {
+                    match LocalConnectionState::parse(text) {
+                        Some(state) => call.state = Some(state),
+                        None => {
+                            fault.get_or_insert(Error::BadValue("localConnectionState"));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        _ => {}
+    })?;
+    match fault {
+        Some(e) => Err(e),
+        None => Ok(Response::Snapshot { calls }),
+    }
+}
+
+fn parse_forwarding(reader: Reader<'_>) -> Result<Response<'_>, Error> {
+    let mut items: Vec<ForwardItem<'_>, MAX_FORWARD_ITEMS> = Vec::new();
+    let mut fault = None;
+    reader.walk(|visit| match visit {
+        Visit::Open(["forwardingList", "forwardListItem"]) if items.push(ForwardItem::default()).is_err() => {
+            fault.get_or_insert(Error::TooManyItems("forwardListItem"));
+        }
+        Visit::Text(["forwardingList", "forwardListItem", field], text) => {
+            let Some(item) = items.last_mut() else { return };
+            match *field {
+                "forwardingType" => match ForwardingType::parse(text) {
+                    Some(t) => item.forwarding_type = Some(t),
+                    None => {
+                        fault.get_or_insert(Error::BadValue("forwardingType"));
+                    }
+                },
+                "forwardStatus" => match parse_bool(text) {
+                    Some(b) => item.active = b,
+                    None => {
+                        fault.get_or_insert(Error::BadValue("forwardStatus"));
+                    }
+                },
+                "forwardDN" => item.forward_dn = Some(text),
+                _ => {}
+            }
+        }
+        _ => {}
+    })?;
+    match fault {
+        Some(e) => Err(e),
+        None => Ok(Response::Forwarding { items }),
+    }
+}

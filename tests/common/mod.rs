@@ -1,0 +1,34 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::PathBuf;
+
+/// Where the project's shared samples live: `$CTIGW_TESTDATA`, or
+/// `../shared/testdata` beside the checkout. They are read in place and
+/// never copied into the repository.
+pub fn testdata_dir() -> PathBuf {
+    match std::env::var_os("CTIGW_TESTDATA") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata"),
+    }
+}
+
+/// The bytes of one shared sample, e.g. `csta/MakeCall.xml`.
+pub fn testdata(relative: &str) -> Vec<u8> {
+    let path = testdata_dir().join(relative);
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (set CTIGW_TESTDATA to the shared testdata folder)", path.display()))
+}
+
+/// The names of the shared samples in `folder` with `extension`, sorted.
+pub fn testdata_files(folder: &str, extension: &str) -> Vec<String> {
+    let dir = testdata_dir().join(folder);
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(extension))
+        .collect();
+    names.sort();
+    names
+}
