@@ -35,6 +35,12 @@ pub fn parse_digits(s: &str) -> Option<u64> {
 /// Finds the first `sep` that is outside a quoted string and outside `<...>`.
 fn find_unquoted(s: &str, sep: u8) -> Option<usize> {
     let bytes = s.as_bytes();
+    // Fast path, which most values take: the first separator has no quote
+    // or bracket before it, so nothing can hide it.
+    let first = bytes.iter().position(|&b| b == sep)?;
+    if !bytes[..first].iter().any(|&b| b == b'"' || b == b'<') {
+        return Some(first);
+    }
     let (mut quoted, mut angle, mut i) = (false, false, 0);
     while i < bytes.len() {
         let b = bytes[i];

@@ -81,47 +81,55 @@ impl HeaderName {
     /// form, any letter case.
     pub fn classify(name: &str) -> HeaderName {
         use HeaderName::*;
-        const LONGEST: usize = 19; // "Content-Disposition"
-        let bytes = name.as_bytes();
-        if bytes.is_empty() || bytes.len() > LONGEST {
-            return Other;
-        }
-        let mut lower = [0u8; LONGEST];
-        for (dst, src) in lower.iter_mut().zip(bytes) {
-            *dst = src.to_ascii_lowercase();
-        }
-        match &lower[..bytes.len()] {
-            b"v" | b"via" => Via,
-            b"f" | b"from" => From,
-            b"t" | b"to" => To,
-            b"i" | b"call-id" => CallId,
-            b"cseq" => CSeq,
-            b"m" | b"contact" => Contact,
-            b"l" | b"content-length" => ContentLength,
-            b"c" | b"content-type" => ContentType,
-            b"max-forwards" => MaxForwards,
-            b"content-disposition" => ContentDisposition,
-            b"e" | b"content-encoding" => ContentEncoding,
-            b"k" | b"supported" => Supported,
-            b"require" => Require,
-            b"proxy-require" => ProxyRequire,
-            b"unsupported" => Unsupported,
-            b"expires" => Expires,
-            b"user-agent" => UserAgent,
-            b"server" => Server,
-            b"route" => Route,
-            b"record-route" => RecordRoute,
-            b"x" | b"session-expires" => SessionExpires,
-            b"min-se" => MinSe,
-            b"s" | b"subject" => Subject,
-            b"o" | b"event" => Event,
-            b"u" | b"allow-events" => AllowEvents,
-            b"allow" => Allow,
-            b"accept" => Accept,
-            b"retry-after" => RetryAfter,
-            b"date" => Date,
-            _ => Other,
-        }
+        // Compare only against the names of the same length.
+        let candidates: &[(&str, HeaderName)] = match name.len() {
+            1 => {
+                return match name.as_bytes()[0].to_ascii_lowercase() {
+                    b'v' => Via,
+                    b'f' => From,
+                    b't' => To,
+                    b'i' => CallId,
+                    b'm' => Contact,
+                    b'l' => ContentLength,
+                    b'c' => ContentType,
+                    b'e' => ContentEncoding,
+                    b'k' => Supported,
+                    b's' => Subject,
+                    b'o' => Event,
+                    b'x' => SessionExpires,
+                    b'u' => AllowEvents,
+                    _ => Other,
+                };
+            }
+            2 => &[("to", To)],
+            3 => &[("via", Via)],
+            4 => &[("from", From), ("cseq", CSeq), ("date", Date)],
+            5 => &[("route", Route), ("event", Event), ("allow", Allow)],
+            6 => &[("accept", Accept), ("server", Server), ("min-se", MinSe)],
+            7 => &[
+                ("call-id", CallId),
+                ("contact", Contact),
+                ("require", Require),
+                ("expires", Expires),
+                ("subject", Subject),
+            ],
+            9 => &[("supported", Supported)],
+            10 => &[("user-agent", UserAgent)],
+            11 => &[("unsupported", Unsupported), ("retry-after", RetryAfter)],
+            12 => &[
+                ("max-forwards", MaxForwards),
+                ("content-type", ContentType),
+                ("record-route", RecordRoute),
+                ("allow-events", AllowEvents),
+            ],
+            13 => &[("proxy-require", ProxyRequire)],
+            14 => &[("content-length", ContentLength)],
+            15 => &[("session-expires", SessionExpires)],
+            16 => &[("content-encoding", ContentEncoding)],
+            19 => &[("content-disposition", ContentDisposition)],
+            _ => &[],
+        };
+        candidates.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map_or(Other, |&(_, kind)| kind)
     }
 }
 

@@ -129,13 +129,6 @@ pub struct Message<'a> {
     len: usize,
 }
 
-/// The head of a message: start line and headers, before its body is known.
-struct Head<'a> {
-    message: Message<'a>,
-    /// Bytes from the start of the input to the first body byte.
-    head_len: usize,
-}
-
 impl<'a> Message<'a> {
     /// Parses one whole message from a datagram.
     ///
@@ -145,7 +138,8 @@ impl<'a> Message<'a> {
     /// Content-Length beyond the datagram is [`Error::BodyTruncated`]
     /// (RFC 3261 §18.3).
     pub fn parse(input: &'a [u8]) -> Result<Message<'a>, Error> {
-        let Status::Complete(Head { mut message, head_len }) = parse_head(input)? else {
+        let mut message = Message::empty();
+        let Status::Complete(head_len) = message.parse_head(input)? else {
             return Err(Error::Truncated);
         };
         let rest = &input[head_len..];
@@ -167,7 +161,8 @@ impl<'a> Message<'a> {
     /// Content-Length is mandatory, and a body larger than `max_body` is
     /// refused as soon as the header block is complete.
     pub fn parse_stream(input: &'a [u8], max_body: usize) -> Result<Status<Message<'a>>, Error> {
-        let Status::Complete(Head { mut message, head_len }) = parse_head(input)? else {
+        let mut message = Message::empty();
+        let Status::Complete(head_len) = message.parse_head(input)? else {
             return Ok(Status::Partial);
         };
         let declared = message.content_length()?.ok_or(Error::MissingContentLength)?;
@@ -455,36 +450,45 @@ fn text(name: HeaderName, value: &[u8]) -> Result<&str, Error> {
     str::from_utf8(value).map_err(|_| Error::NotUtf8(name.as_str()))
 }
 
-fn parse_head(input: &[u8]) -> Result<Status<Head<'_>>, Error> {
-    let start_at = input.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(input.len());
-    let Some(eol) = input[start_at..].iter().position(|&b| b == b'\n') else {
-        return Ok(Status::Partial);
-    };
-    let line = &input[start_at..start_at + eol];
-    let start = parse_start_line(line.strip_suffix(b"\r").unwrap_or(line))?;
-    let headers_at = start_at + eol + 1;
-
-    let mut message = Message {
-        start,
-        headers: [EMPTY_HEADER; MAX_HEADERS],
-        kinds: [HeaderName::Other; MAX_HEADERS],
-        count: 0,
-        body: &[],
-        len: 0,
-    };
-    let block = &input[headers_at..];
-    let parsed = match httparse::parse_headers(block, &mut message.headers) {
-        Ok(Status::Complete((used, headers))) => Ok(Status::Complete((used, headers.len()))),
-        Ok(Status::Partial) => Ok(Status::Partial),
-        Err(httparse::Error::TooManyHeaders) => Err(Error::TooManyHeaders),
-        Err(_) => split_sip_headers(block, &mut message.headers),
-    };
-    let Status::Complete((used, count)) = parsed? else { return Ok(Status::Partial) };
-    message.count = count;
-    for (kind, header) in message.kinds.iter_mut().zip(&message.headers[..count]) {
-        *kind = HeaderName::classify(header.name);
+impl<'a> Message<'a> {
+    /// A message with no headers, to be filled in place by
+    /// [`Message::parse_head`] (the table is large; building it where it
+    /// stays saves copying it on every return).
+    fn empty() -> Self {
+        Message {
+            start: StartLine::Response { code: 0, reason: "" },
+            headers: [EMPTY_HEADER; MAX_HEADERS],
+            kinds: [HeaderName::Other; MAX_HEADERS],
+            count: 0,
+            body: &[],
+            len: 0,
+        }
     }
-    Ok(Status::Complete(Head { message, head_len: headers_at + used }))
+
+    /// Parses the start line and the header block into `self`; returns the
+    /// offset of the first body byte once the header block is complete.
+    fn parse_head(&mut self, input: &'a [u8]) -> Result<Status<usize>, Error> {
+        let start_at = input.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(input.len());
+        let Some(eol) = input[start_at..].iter().position(|&b| b == b'\n') else {
+            return Ok(Status::Partial);
+        };
+        let line = &input[start_at..start_at + eol];
+        self.start = parse_start_line(line.strip_suffix(b"\r").unwrap_or(line))?;
+        let headers_at = start_at + eol + 1;
+        let block = &input[headers_at..];
+        let parsed = match httparse::parse_headers(block, &mut self.headers) {
+            Ok(Status::Complete((used, headers))) => Ok(Status::Complete((used, headers.len()))),
+            Ok(Status::Partial) => Ok(Status::Partial),
+            Err(httparse::Error::TooManyHeaders) => Err(Error::TooManyHeaders),
+            Err(_) => split_sip_headers(block, &mut self.headers),
+        };
+        let Status::Complete((used, count)) = parsed? else { return Ok(Status::Partial) };
+        self.count = count;
+        for (kind, header) in self.kinds.iter_mut().zip(&self.headers[..count]) {
+            *kind = HeaderName::classify(header.name);
+        }
+        Ok(Status::Complete(headers_at + used))
+    }
 }
 
 fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, Error> {

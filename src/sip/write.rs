@@ -93,24 +93,23 @@ impl<'b> MessageWriter<'b> {
         source: Option<SocketAddr>,
     ) -> Result<Self, Overflow> {
         let mut w = Self::response(buf, code, reason)?;
-        let mut top_via_done = false;
+        // Parsed once: the top Via to rewrite, and whether To has a tag.
+        let mut top_via = source.and_then(|source| request.via().ok().map(|via| (via, source)));
+        let add_to_tag = to_tag.filter(|_| !request.to().is_ok_and(|to| to.tag().is_some()));
         for header in request.headers() {
             match header.kind {
                 HeaderName::Via => {
                     w.out.put(b"Via: ")?;
-                    let value = header.value;
-                    match (top_via_done, source, request.via()) {
-                        (false, Some(source), Ok(via)) => {
-                            // The top Via's first element is rewritten; any
-                            // further elements on the same line are copied.
-                            let rest = first_element_end(value);
+                    match top_via.take() {
+                        // The top Via's first element is rewritten; any
+                        // further elements on the same line are copied.
+                        Some((via, source)) => {
                             write_via_with_source(&mut w.out, &via, source)?;
-                            put_single_line(&mut w.out, &value[rest..])?;
+                            put_single_line(&mut w.out, &header.value[first_element_end(header.value)..])?;
                         }
-                        _ => put_single_line(&mut w.out, value)?,
+                        None => put_single_line(&mut w.out, header.value)?,
                     }
                     w.out.put(b"\r\n")?;
-                    top_via_done = true;
                 }
                 HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
                     w.header_bytes(header.kind.as_str(), header.value)?;
@@ -118,8 +117,7 @@ impl<'b> MessageWriter<'b> {
                 HeaderName::To => {
                     w.out.put(b"To: ")?;
                     put_single_line(&mut w.out, header.value)?;
-                    let has_tag = request.to().is_ok_and(|to| to.tag().is_some());
-                    if let (Some(tag), false) = (to_tag, has_tag) {
+                    if let Some(tag) = add_to_tag {
                         w.out.put(b";tag=")?;
                         w.out.put_str(tag)?;
                     }
@@ -219,8 +217,10 @@ fn write_via_with_source(out: &mut OutBuf<'_>, via: &super::Via<'_>, source: Soc
     if let Some(port) = via.port {
         write!(out, ":{port}").map_err(|_| Overflow)?;
     }
+    let rport_asked = via.rport().is_some();
+    // With rport, received is written whatever the sent-by (RFC 3581).
     let host = via.host.trim_start_matches('[').trim_end_matches(']');
-    let sent_by_is_source = host.parse::<IpAddr>().is_ok_and(|ip| ip == source.ip());
+    let sent_by_is_source = !rport_asked && host.parse::<IpAddr>().is_ok_and(|ip| ip == source.ip());
     for (name, value) in via.params.iter() {
         if name.eq_ignore_ascii_case("received") {
             continue;
@@ -236,8 +236,7 @@ fn write_via_with_source(out: &mut OutBuf<'_>, via: &super::Via<'_>, source: Soc
             put_single_line(out, value.as_bytes())?;
         }
     }
-    let rport_asked = via.rport().is_some();
-    if !sent_by_is_source || rport_asked {
+    if !sent_by_is_source {
         write!(out, ";received={}", source.ip()).map_err(|_| Overflow)?;
     }
     Ok(())
