@@ -493,7 +493,8 @@ impl<'a> Message<'a> {
 
 fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, Error> {
     let line = str::from_utf8(line).map_err(|_| Error::BadStartLine("not UTF-8"))?;
-    if line.len() > 4 && line[..4].eq_ignore_ascii_case("SIP/") && line.as_bytes()[4].is_ascii_digit() {
+    let bytes = line.as_bytes();
+    if bytes.len() > 4 && bytes[..4].eq_ignore_ascii_case(b"SIP/") && bytes[4].is_ascii_digit() {
         return parse_status_line(line);
     }
     if line.ends_with([' ', '\t']) {
@@ -792,6 +793,15 @@ Content-Length: 5\r\n\
         // The same through the folding fallback.
         input.splice(27..27, b"Y : folded\r\n more\r\n".iter().copied());
         assert_eq!(Message::parse(&input).unwrap_err(), Error::TooManyHeaders);
+    }
+
+    /// Found by the sip_message fuzzer: byte 4 of the start line inside a
+    /// two-byte character made the status-line check slice a str mid-char.
+    #[test]
+    fn fuzz_regression_start_line_with_multibyte_char_at_byte_4() {
+        let input = b"*.s\xc8\x92\n";
+        assert!(matches!(Message::parse(input), Err(Error::BadStartLine(_)) | Err(Error::Truncated)));
+        assert!(Message::parse(b"SIP\xc8\x92 200 OK\r\n\r\n").is_err());
     }
 
     #[test]
