@@ -691,6 +691,27 @@ Content-Length: 5\r\n\
     }
 
     #[test]
+    fn expires_user_agent_and_routes() {
+        let m = Message::parse(
+            b"REGISTER sip:a@b SIP/2.0\r\nExpires: 3600\r\nUser-Agent: RTCC/4.0.0.0 OCS/4.0\r\n\
+Record-Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\nRecord-Route: <sip:p3.example.com;lr>\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(m.expires().unwrap(), Some(3600));
+        assert_eq!(m.user_agent().unwrap(), Some("RTCC/4.0.0.0 OCS/4.0"));
+        let routes: Vec<_> = m.name_addrs(HeaderName::RecordRoute).map(|r| r.unwrap().uri).collect();
+        assert_eq!(routes, ["sip:p1.example.com;lr", "sip:p2.example.com;lr", "sip:p3.example.com;lr"]);
+        assert_eq!(m.contact().unwrap(), None);
+
+        let huge = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nExpires: 99999999999999999999999\r\n\r\n").unwrap();
+        assert_eq!(huge.expires().unwrap(), Some(u32::MAX), "saturates (RFC 3261 §20.19)");
+        let bad = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nExpires: soon\r\n\r\n").unwrap();
+        assert_eq!(bad.expires().unwrap_err(), Error::BadHeader("Expires"));
+        let latin1 = Message::parse(b"OPTIONS sip:a@b SIP/2.0\r\nUser-Agent: caf\xe9\r\n\r\n").unwrap();
+        assert_eq!(latin1.user_agent().unwrap_err(), Error::NotUtf8("User-Agent"));
+    }
+
+    #[test]
     fn datagram_body_is_cut_at_content_length_and_must_be_there() {
         let mut with_trailer = INVITE.to_vec();
         with_trailer.extend_from_slice(b"trailing junk");

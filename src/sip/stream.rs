@@ -103,9 +103,23 @@ fn frame_len(input: &[u8], max_body: usize) -> Result<Status<usize>, Error> {
     Ok(if input.len() >= end { Status::Complete(end) } else { Status::Partial })
 }
 
-/// The receive buffer of one stream connection, `N` bytes, holding at most
-/// one message larger than nothing else: a message that cannot fit is
-/// [`Error::MessageTooLarge`].
+/// The receive buffer of one stream connection, `N` bytes; a message that
+/// cannot fit is [`Error::MessageTooLarge`].
+///
+/// ```
+/// use ctigw::sip::{Frame, StreamBuffer};
+///
+/// let mut conn = StreamBuffer::<4096>::new();
+/// // Whatever the reads return: here a ping and half a message...
+/// conn.push(b"\r\n\r\nOPTIONS sip:gw SIP/2.0\r\nContent-Le");
+/// assert!(matches!(conn.next(1024)?, Some(Frame::Ping)));
+/// assert!(conn.next(1024)?.is_none());
+/// // ...and the rest.
+/// conn.push(b"ngth: 0\r\n\r\n");
+/// let Some(Frame::Message(m)) = conn.next(1024)? else { panic!() };
+/// assert_eq!(m.request_uri(), Some("sip:gw"));
+/// # Ok::<(), ctigw::sip::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct StreamBuffer<const N: usize> {
     buf: [u8; N],
