@@ -33,8 +33,20 @@ fn exercise(m: &Message<'_>) {
     let source: SocketAddr = "192.0.2.1:5060".parse().unwrap();
     if let Ok(w) = MessageWriter::response_to(&mut buf, m, 400, "Bad Request", Some("t"), Some(source)) {
         if let Ok(written) = w.finish() {
-            // A response to anything that parsed must parse itself.
-            Message::parse(written).expect("response to a parsed message parses");
+            // A response to anything that parsed parses itself, unless the
+            // headers it copies (plus Content-Length) overflow the table.
+            let copied = m
+                .headers()
+                .filter(|h| {
+                    use HeaderName::*;
+                    matches!(h.kind, Via | From | To | CallId | CSeq)
+                })
+                .count();
+            match Message::parse(written) {
+                Ok(_) => {}
+                Err(sip::Error::TooManyHeaders) => assert!(copied + 1 > sip::MAX_HEADERS),
+                Err(e) => panic!("response to a parsed message does not parse: {e}"),
+            }
         }
     }
     if let Ok(doc) = csta::parse(m.body()) {

@@ -416,6 +416,24 @@ Content-Length: 0\r\n\r\n"
         assert_eq!(Message::parse(out).unwrap().body(), b"<ok/>");
     }
 
+    /// Found by the sip_message fuzzer: a request at the header limit,
+    /// nearly all Via, gets a response one header over the limit.
+    #[test]
+    fn fuzz_regression_response_to_a_request_at_the_header_limit() {
+        let mut input =
+            b"OPTIONS sip:a@b SIP/2.0\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n"
+                .to_vec();
+        for i in 0..crate::sip::MAX_HEADERS - 4 {
+            input.extend_from_slice(format!("Via: SIP/2.0/UDP h{i};branch=z9hG4bK{i}\r\n").as_bytes());
+        }
+        input.extend_from_slice(b"\r\n");
+        let req = Message::parse(&input).unwrap();
+        let mut buf = vec![0u8; 8192];
+        let out = MessageWriter::response_to(&mut buf, &req, 200, "OK", Some("t"), None).unwrap().finish().unwrap();
+        assert_eq!(Message::parse(out).unwrap_err(), crate::sip::Error::TooManyHeaders);
+        assert_eq!(out.split(|&b| b == b'\n').filter(|l| l.starts_with(b"Via: ")).count(), crate::sip::MAX_HEADERS - 4);
+    }
+
     #[test]
     fn reason_phrase_stays_on_one_line() {
         let mut buf = [0u8; 128];
