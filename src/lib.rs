@@ -42,4 +42,5 @@
 
 pub mod csta;
 pub mod outbuf;
+pub mod recvbuf;
 pub mod sip;

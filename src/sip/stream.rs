@@ -17,6 +17,7 @@ use httparse::Status;
 
 use super::grammar::{parse_digits, trim_lws};
 use super::{Error, HeaderName, Message};
+use crate::recvbuf::RecvBuf;
 
 /// One item at the head of a SIP stream.
 #[derive(Debug, Clone)]
@@ -120,65 +121,49 @@ fn frame_len(input: &[u8], max_body: usize) -> Result<Status<usize>, Error> {
 /// assert_eq!(m.request_uri(), Some("sip:gw"));
 /// # Ok::<(), ctigw::sip::Error>(())
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct StreamBuffer<const N: usize> {
-    buf: [u8; N],
-    start: usize,
-    end: usize,
-}
-
-impl<const N: usize> Default for StreamBuffer<N> {
-    fn default() -> Self {
-        Self::new()
-    }
+    buf: RecvBuf<N>,
 }
 
 impl<const N: usize> StreamBuffer<N> {
     /// An empty buffer.
     pub const fn new() -> Self {
-        StreamBuffer { buf: [0; N], start: 0, end: 0 }
+        StreamBuffer { buf: RecvBuf::new() }
     }
 
     /// Bytes received but not yet framed.
     pub fn pending(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        self.buf.pending()
     }
 
     /// Room to read into; hand the count read to [`StreamBuffer::filled`].
     /// Empty when a partial message fills the whole buffer.
     pub fn spare(&mut self) -> &mut [u8] {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        &mut self.buf[self.end..]
+        self.buf.spare()
     }
 
     /// Records that `n` bytes were read into [`StreamBuffer::spare`].
     pub fn filled(&mut self, n: usize) {
-        self.end = (self.end + n).min(N);
+        self.buf.filled(n)
     }
 
     /// Copies as much of `bytes` as fits; returns how much that was.
     pub fn push(&mut self, bytes: &[u8]) -> usize {
-        let spare = self.spare();
-        let n = bytes.len().min(spare.len());
-        spare[..n].copy_from_slice(&bytes[..n]);
-        self.filled(n);
-        n
+        self.buf.push(bytes)
     }
 
     /// The next whole frame, consumed from the buffer; `None` until more
     /// bytes arrive. A message that could never fit is an error.
     pub fn next(&mut self, max_body: usize) -> Result<Option<Frame<'_>>, Error> {
-        let Self { buf, start, end } = self;
-        match next_frame(&buf[*start..*end], max_body)? {
+        let full = self.buf.is_full();
+        let (pending, consume) = self.buf.split();
+        match next_frame(pending, max_body)? {
             Status::Complete((frame, len)) => {
-                *start += len;
+                consume.consume(len);
                 Ok(Some(frame))
             }
-            Status::Partial if *end - *start == N => Err(Error::MessageTooLarge),
+            Status::Partial if full => Err(Error::MessageTooLarge),
             Status::Partial => Ok(None),
         }
     }
