@@ -41,6 +41,8 @@
 #![deny(missing_docs)]
 
 pub mod csta;
+pub mod cti;
 pub mod outbuf;
 pub mod recvbuf;
+pub mod sendbuf;
 pub mod sip;

@@ -113,6 +113,11 @@ impl<'b> OutBuf<'b> {
         Ok(())
     }
 
+    /// Drops everything written after the first `len` bytes.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     /// Removes `n` bytes at offset `at`, moving everything after them left.
     pub fn remove(&mut self, at: usize, n: usize) -> Result<(), Overflow> {
         let end = at.checked_add(n).ok_or(Overflow)?;
