@@ -42,7 +42,9 @@
 
 pub mod csta;
 pub mod cti;
+pub mod lines;
 pub mod outbuf;
 pub mod recvbuf;
 pub mod sendbuf;
 pub mod sip;
+pub mod tel;
