@@ -46,5 +46,6 @@ pub mod lines;
 pub mod outbuf;
 pub mod recvbuf;
 pub mod sendbuf;
+pub mod sim;
 pub mod sip;
 pub mod tel;
