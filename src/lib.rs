@@ -42,6 +42,7 @@
 
 pub mod csta;
 pub mod cti;
+pub mod io;
 pub mod lines;
 pub mod outbuf;
 pub mod recvbuf;

@@ -224,3 +224,100 @@ fn ten_thousand_mixed_messages_without_one_allocation() {
     assert!(messages >= 10_000);
     assert!(digest > messages * 100, "the work was done: digest {digest}");
 }
+
+/// The CTI link path in steady state: requests framed out, the node's
+/// frames (responses, events, heartbeat answers) in, parsed and handed up,
+/// timers run. The node's side is played here with stack buffers.
+#[test]
+fn the_cti_link_path_allocates_nothing_in_steady_state() {
+    use ctigw::csta::{Request as CstaRequest, SessionMessage};
+    use ctigw::cti::frame::{self, InvokeId};
+    use ctigw::cti::{Incoming, NodeConfig, Nodes, RequestTag, SessionMode, SlotId, Timing};
+    use std::time::{Duration, Instant};
+
+    let slot = SlotId::new(0).unwrap();
+    let timing = Timing { heartbeat_interval: Duration::from_secs(1), ..Timing::default() };
+    let config = NodeConfig { addr: "127.0.0.1:7001".parse().unwrap(), mode: SessionMode::Ecma354 };
+    let mut nodes = Nodes::new(timing, &[config]).unwrap();
+    let mut now = Instant::now();
+    nodes.start(now);
+    nodes.connected(now, slot);
+
+    // The node's side: reads what the link wrote, answers every request.
+    fn answer_everything(nodes: &mut Nodes, slot: SlotId, now: Instant, event_every: u64, sent: u64) -> usize {
+        let mut written = [0u8; 4096];
+        let n = nodes.tx_pending(slot).len();
+        written[..n].copy_from_slice(nodes.tx_pending(slot));
+        nodes.transmitted(slot, n);
+        let mut at = 0;
+        let mut handed_up = 0;
+        while let Ok(httparse::Status::Complete((f, used))) = frame::decode(&written[at..n], 65535) {
+            at += used;
+            let mut reply = [0u8; 1024];
+            let mut out = OutBuf::new(&mut reply);
+            let message = match csta::parse(f.body).unwrap().message {
+                Csta::Session(SessionMessage::Start { .. }) => Csta::Session(SessionMessage::Started {
+                    session_id: Text::literal("S-1"),
+                    protocol_version: None,
+                    duration: Some(90),
+                }),
+                Csta::Session(SessionMessage::ResetTimer { .. }) => {
+                    Csta::Session(SessionMessage::TimerReset { duration: Some(90) })
+                }
+                Csta::Request(_) => Csta::Response(Response::MonitorStarted { monitor: Text::literal("4711") }),
+                other => panic!("unexpected {other:?}"),
+            };
+            frame::encode(&mut out, f.invoke_id, |o| message.write(Namespace::Ed3, o)).unwrap();
+            if sent % event_every == 0 {
+                let mut e = CallEvent::new(
+                    CallEventKind::Held,
+                    Text::literal("4711"),
+                    ConnectionId::new(Text::literal("C-1"), Text::literal("tel:101")),
+                );
+                e.cause = Some(csta::cause::NORMAL);
+                frame::encode(&mut out, InvokeId::EVENT, |o| Event::Call(e).write(Namespace::Ed3, o)).unwrap();
+            }
+            let bytes = out.as_bytes();
+            nodes.rx_spare(slot)[..bytes.len()].copy_from_slice(bytes);
+            nodes.received(slot, bytes.len());
+            while let Some(incoming) = nodes.next_incoming(now, slot) {
+                match incoming {
+                    Incoming::Response { result, .. } => {
+                        assert!(matches!(result.unwrap().message, Csta::Response(Response::MonitorStarted { .. })));
+                        handed_up += 1;
+                    }
+                    Incoming::Event { doc } => {
+                        assert!(matches!(doc.message, Csta::Event(_)));
+                        handed_up += 1;
+                    }
+                    Incoming::Handled => {}
+                }
+            }
+        }
+        while nodes.poll_event().is_some() {}
+        handed_up
+    }
+
+    answer_everything(&mut nodes, slot, now, u64::MAX, 1); // the session comes up
+    assert_eq!(nodes.state(slot), ctigw::cti::LinkState::Up);
+
+    let mut handed_up = 0;
+    let allocations = allocations_in(|| {
+        for i in 1..=10_000u64 {
+            let request = CstaRequest::MonitorStart { device: Text::literal("tel:+14255550101;ext=101") };
+            nodes.send_request(now, slot, RequestTag(i), &request).unwrap();
+            handed_up += answer_everything(&mut nodes, slot, now, 10, i);
+            // Time passes: a heartbeat every 1 000 requests, answered.
+            now += Duration::from_millis(1);
+            nodes.handle_timeout(now);
+            handed_up += answer_everything(&mut nodes, slot, now, u64::MAX, i);
+            while nodes.poll_action().is_some() {}
+        }
+    });
+    assert_eq!(allocations, 0, "heap allocations on the CTI link path");
+    assert_eq!(handed_up, 11_000, "10 000 responses and 1 000 events handed up");
+    let counters = nodes.counters(slot);
+    assert_eq!((counters.requests, counters.responses, counters.events), (10_000, 10_000, 1_000));
+    assert!(counters.heartbeats_sent >= 9, "heartbeats ran: {}", counters.heartbeats_sent);
+    assert_eq!(counters.heartbeats_missed, 0);
+}

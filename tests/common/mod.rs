@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod sim;
+
 use std::path::PathBuf;
 
 /// Where the project's shared samples live: `$CTIGW_TESTDATA`, or

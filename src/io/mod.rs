@@ -1,0 +1,4 @@
+//! The I/O shell: smol tasks on one thread that move bytes and time
+//! between the sockets and the sans-I/O cores, and decide nothing.
+
+pub mod cti;
