@@ -189,7 +189,6 @@ fn eight_slots_kill_one_node_the_others_serve_it_comes_back() {
         // kill -9 node 3, with a request outstanding on it.
         sims[2].control("fault delay 5000");
         rig.send(slot(2), 100).unwrap();
-        let killed = Instant::now();
         sims[2].kill();
         let detected =
             rig.wait(Duration::from_secs(2), "node 3 down", |h| h.nodes.state(slot(2)) != LinkState::Up).await;
@@ -211,7 +210,6 @@ fn eight_slots_kill_one_node_the_others_serve_it_comes_back() {
             .await;
 
         // Restart it on the same port: reconnected within reconnect_interval + 1 s.
-        let restarted = Instant::now();
         let addr = sims[2].listen.to_string();
         sims[2] = Sim::start_on(&addr, &[]);
         let back = rig
@@ -224,9 +222,9 @@ fn eight_slots_kill_one_node_the_others_serve_it_comes_back() {
         rig.send(slot(2), 300).unwrap();
         rig.wait(Duration::from_secs(1), "node 3 answers again", |_| rig.answered(300).is_some()).await;
         eprintln!(
-            "MEASURED kill->down {detected:?} (since kill {:?}); refusal {refusal:?}; restart->up {back:?} (since restart {:?})",
-            killed.elapsed() - (Instant::now() - killed - detected).min(killed.elapsed()),
-            restarted.elapsed()
+            "MEASURED kill->down {detected:?} (polled every 5 ms); refusal while down {refusal:?}; \
+             restart->up {back:?} (reconnect_interval {:?})",
+            timing().reconnect_interval
         );
         // The node's down/up are in the event log with the old and new ids.
         let cti = rig.host.borrow().cti.clone();
