@@ -289,7 +289,11 @@ impl<'a> CallEvent<'a> {
         if let Some(state) = self.local_state {
             x.leaf_str("localConnectionInfo", state.as_str())?;
         }
-        x.leaf("cause", self.cause.unwrap_or(super::cause::NORMAL))?;
+        // ECMA-323 makes `cause` mandatory; a relay writes what the node
+        // said, so an event that came without one goes on without one.
+        if let Some(cause) = self.cause {
+            x.leaf("cause", cause)?;
+        }
         x.close(layout.root)?;
         Ok(())
     }

@@ -214,6 +214,17 @@ fn every_service_and_event_kind_is_covered() {
     }
 }
 
+/// Found by the csta_document fuzzer: an event without a cause came back
+/// with `normal` added; a relay must not invent what the node did not say.
+#[test]
+fn fuzz_regression_an_event_without_cause_is_written_without_one() {
+    let xml = br#"<EstablishedEvent xmlns="http://www.ecma-international.org/standards/ecma-323/csta/ed3"><monitorCrossRefID>4711</monitorCrossRefID><establishedConnection><callID>C-0001</callID><deviceID>tel:+14255559876</deviceID></establishedConnection><answeringDevice><deviceIdentifier>tel:+14255559876</deviceIdentifier></answeringDevice></EstablishedEvent>"#;
+    let doc = parse(xml).unwrap();
+    let bytes = write(&doc.message, Namespace::Ed3);
+    assert_eq!(parse(&bytes).unwrap(), doc);
+    assert!(!String::from_utf8(bytes).unwrap().contains("<cause>"));
+}
+
 #[test]
 fn written_text_is_escaped() {
     let m = Message::Request(Request::MakeCall { calling: t("tel:101"), called: t("a&b<c>\"'"), auto_originate: None });
