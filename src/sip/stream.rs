@@ -124,12 +124,27 @@ fn frame_len(input: &[u8], max_body: usize) -> Result<Status<usize>, Error> {
 #[derive(Debug, Default)]
 pub struct StreamBuffer<const N: usize> {
     buf: RecvBuf<N>,
+    /// Pending bytes already searched for the end of a header block, or
+    /// the length a message with a complete header block needs: parsing
+    /// waits until there is more than that, so a message sent a byte at a
+    /// time costs linear, not quadratic, time.
+    wait_until: usize,
+    header_complete: bool,
+    /// Times the pending bytes were parsed (what the tests count).
+    #[cfg(test)]
+    parses: usize,
 }
 
 impl<const N: usize> StreamBuffer<N> {
     /// An empty buffer.
     pub const fn new() -> Self {
-        StreamBuffer { buf: RecvBuf::new() }
+        StreamBuffer {
+            buf: RecvBuf::new(),
+            wait_until: 0,
+            header_complete: false,
+            #[cfg(test)]
+            parses: 0,
+        }
     }
 
     /// Bytes received but not yet framed.
@@ -157,16 +172,78 @@ impl<const N: usize> StreamBuffer<N> {
     /// bytes arrive. A message that could never fit is an error.
     pub fn next(&mut self, max_body: usize) -> Result<Option<Frame<'_>>, Error> {
         let full = self.buf.is_full();
+        let pending_len = self.buf.pending().len();
+        // Nothing new that could complete the frame: do not parse again.
+        let worth_parsing = if self.header_complete {
+            pending_len >= self.wait_until
+        } else {
+            let from = self.wait_until.saturating_sub(3);
+            pending_len <= 4 || blank_line_end(&self.buf.pending()[from..]).is_some()
+        };
+        if !worth_parsing {
+            if !self.header_complete {
+                self.wait_until = pending_len; // searched up to here
+            }
+            return if full { Err(Error::MessageTooLarge) } else { Ok(None) };
+        }
+        #[cfg(test)]
+        {
+            self.parses += 1;
+        }
         let (pending, consume) = self.buf.split();
         match next_frame(pending, max_body)? {
             Status::Complete((frame, len)) => {
                 consume.consume(len);
+                self.wait_until = 0;
+                self.header_complete = false;
                 Ok(Some(frame))
             }
             Status::Partial if full => Err(Error::MessageTooLarge),
-            Status::Partial => Ok(None),
+            Status::Partial => {
+                match frame_len(pending, max_body) {
+                    // The header block is complete: wait for the body.
+                    Ok(Status::Partial) if header_end(pending).is_some() => {
+                        self.header_complete = true;
+                        self.wait_until = needed_len(pending).unwrap_or(pending_len + 1);
+                    }
+                    _ => {
+                        self.header_complete = false;
+                        self.wait_until = pending_len;
+                    }
+                }
+                Ok(None)
+            }
         }
     }
+}
+
+/// Where the first blank line (`\n\n` or `\r\n\r\n`) in `bytes` ends.
+fn blank_line_end(bytes: &[u8]) -> Option<usize> {
+    let lf = bytes.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Where the header block of the message at the start of `bytes` ends:
+/// after the keep-alive line ends before it, at its first blank line.
+fn header_end(bytes: &[u8]) -> Option<usize> {
+    let skip = bytes.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(bytes.len());
+    blank_line_end(&bytes[skip..]).map(|end| skip + end)
+}
+
+/// The total length a message whose header block is complete needs.
+fn needed_len(bytes: &[u8]) -> Option<usize> {
+    let head = header_end(bytes)?;
+    let block = core::str::from_utf8(&bytes[..head]).ok()?;
+    let value = block.lines().skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        (HeaderName::classify(name.trim_end()) == HeaderName::ContentLength).then_some(value)
+    })?;
+    let declared = usize::try_from(parse_digits(trim_lws(value))?).ok()?;
+    head.checked_add(declared)
 }
 
 #[cfg(test)]
@@ -223,6 +300,33 @@ mod tests {
             }
         }
         assert_eq!(got, [INFO.len(); 3]);
+    }
+
+    /// Found by the sip_stream fuzzer (600 runs a second): every read
+    /// re-parsed the whole pending message, so a message trickled a byte
+    /// at a time cost quadratic time. Parsing now waits for a blank line,
+    /// then for the whole body: a few parses per message, not one per byte.
+    #[test]
+    fn fuzz_regression_trickled_bytes_are_not_parsed_again_and_again() {
+        let mut message = b"INFO sip:a@b SIP/2.0\r\nCall-ID: x\r\n".to_vec();
+        for i in 0..50 {
+            message.extend_from_slice(format!("X-Filler-{i}: {}\r\n", "v".repeat(100)).as_bytes());
+        }
+        message.extend_from_slice(b"Content-Length: 3000\r\n\r\n");
+        message.extend(std::iter::repeat_n(b'x', 3000));
+        let mut buf = StreamBuffer::<16384>::new();
+        let mut frames = 0;
+        for &b in &message {
+            buf.push(&[b]);
+            if let Some(Frame::Message(m)) = buf.next(4096).unwrap() {
+                assert_eq!(m.len(), message.len());
+                frames += 1;
+            }
+        }
+        assert_eq!(frames, 1);
+        // 8.4 KB fed one byte at a time: parsed at its first bytes, once
+        // the header block is complete, and once the body is there.
+        assert!(buf.parses <= 8, "{} parses for one trickled message", buf.parses);
     }
 
     #[test]
