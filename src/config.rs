@@ -1,0 +1,451 @@
+//! The boot file, `ctigw.conf`: sections of `key = value` lines.
+//!
+//! ```text
+//! [sip]
+//! listen = 127.0.0.1:5060        # UDP and TCP; repeat for more addresses
+//! host = gw.example.com          # the gateway's SIP host name
+//! trusted = 127.0.0.1            # who may open sessions: addresses or CIDR ranges
+//! tcp_idle_timeout = 15m
+//!
+//! [cti]
+//! node = 127.0.0.1:7001          # 1 to 8 nodes; `mode=system-status` for nodes
+//! node = 127.0.0.1:7002          #   without ECMA-354 application sessions
+//! heartbeat_interval = 30s
+//! heartbeat_misses = 2
+//! reconnect_interval = 10s
+//! request_timeout = 5s
+//!
+//! [admin]
+//! listen = 127.0.0.1:8080
+//!
+//! [log]
+//! level = info
+//!
+//! [lines]
+//! file = lines.conf              # relative to this file's folder
+//! ```
+//!
+//! Every fault is reported, each as `file:line: what is wrong`; nothing in
+//! a bad file is half applied. Configuration is read once at boot, so this
+//! module uses the heap freely.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cti::{MAX_NODES, NodeConfig, SessionMode, Timing};
+
+/// The default configuration file.
+pub const DEFAULT_PATH: &str = "/etc/ctigw/ctigw.conf";
+
+/// An address range of trusted SIP peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// The network address.
+    pub addr: IpAddr,
+    /// The prefix length.
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// True when `ip` is inside the range (IPv4-mapped IPv6 addresses
+    /// count as their IPv4 address).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+
+    fn parse(text: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| format!("{text:?} is not an IP address or CIDR range"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().ok().filter(|&p| p <= max).ok_or(format!("bad prefix length in {text:?}"))?,
+            None => max,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where the configuration was read from.
+    pub path: PathBuf,
+    /// SIP listen addresses, each for UDP and TCP.
+    pub sip_listen: Vec<SocketAddr>,
+    /// The gateway's SIP host name (Contact, Via, From of its requests).
+    pub sip_host: String,
+    /// Sources allowed to open sessions.
+    pub trusted: Vec<Cidr>,
+    /// Idle TCP connections are closed after this long.
+    pub tcp_idle_timeout: Duration,
+    /// The CTI nodes, at most eight.
+    pub nodes: Vec<NodeConfig>,
+    /// The CTI timers.
+    pub timing: Timing,
+    /// Where the admin endpoint listens, if anywhere.
+    pub admin_listen: Option<SocketAddr>,
+    /// The log level (`RUST_LOG` overrides it).
+    pub log_level: log::LevelFilter,
+    /// The line-appearance file.
+    pub lines_file: PathBuf,
+}
+
+/// One fault in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// The line (1-based), or 0 for the file as a whole.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+        }
+    }
+}
+
+/// Parses a duration: a number and a unit, `ms`, `s`, `m` or `h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration (e.g. 500ms, 30s, 15m)"))?;
+    let ms = match unit.trim() {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        "" => return Err(format!("{text:?} needs a unit: ms, s, m or h")),
+        other => return Err(format!("unknown unit {other:?} in {text:?} (ms, s, m or h)")),
+    };
+    ms.map(Duration::from_millis).ok_or(format!("{text:?} is too long"))
+}
+
+fn parse_level(text: &str) -> Result<log::LevelFilter, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "off" => Ok(log::LevelFilter::Off),
+        "error" => Ok(log::LevelFilter::Error),
+        "warn" => Ok(log::LevelFilter::Warn),
+        "info" => Ok(log::LevelFilter::Info),
+        "debug" => Ok(log::LevelFilter::Debug),
+        "trace" => Ok(log::LevelFilter::Trace),
+        _ => Err(format!("{text:?} is not a log level (error, warn, info, debug, trace)")),
+    }
+}
+
+fn parse_node(text: &str) -> Result<NodeConfig, String> {
+    let mut words = text.split_whitespace();
+    let addr = words.next().unwrap_or("");
+    let addr: SocketAddr = addr.parse().map_err(|_| format!("{addr:?} is not an address:port"))?;
+    let mut mode = SessionMode::Ecma354;
+    for option in words {
+        mode = match option {
+            "mode=ecma354" => SessionMode::Ecma354,
+            "mode=system-status" => SessionMode::SystemStatus,
+            other => return Err(format!("unknown node option {other:?} (mode=ecma354 or mode=system-status)")),
+        };
+    }
+    Ok(NodeConfig { addr, mode })
+}
+
+/// Keys that may be given more than once.
+const REPEATABLE: [&str; 3] = ["sip.listen", "sip.trusted", "cti.node"];
+/// Every key, as `section.key`.
+const KEYS: [&str; 13] = [
+    "sip.listen",
+    "sip.host",
+    "sip.trusted",
+    "sip.tcp_idle_timeout",
+    "cti.node",
+    "cti.heartbeat_interval",
+    "cti.heartbeat_misses",
+    "cti.reconnect_interval",
+    "cti.request_timeout",
+    "cti.connect_timeout",
+    "admin.listen",
+    "log.level",
+    "lines.file",
+];
+
+impl Config {
+    /// Reads and checks `path`. The line-appearance file it names is not
+    /// read here; see [`Config::lines_file`].
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![ConfigError { file: path.to_path_buf(), line: 0, message: format!("cannot read: {e}") }]
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses the text of a configuration file read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut config = Config {
+            path: path.to_path_buf(),
+            sip_listen: Vec::new(),
+            sip_host: String::new(),
+            trusted: Vec::new(),
+            tcp_idle_timeout: Duration::from_secs(15 * 60),
+            nodes: Vec::new(),
+            timing: Timing::default(),
+            admin_listen: None,
+            log_level: log::LevelFilter::Info,
+            lines_file: dir.join("lines.conf"),
+        };
+        let mut errors = Vec::new();
+        let mut seen: Vec<(String, usize)> = Vec::new();
+        let mut section = String::new();
+        let mut node_lines = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let mut fail = |message: String| errors.push(ConfigError { file: path.to_path_buf(), line, message });
+            let content = raw.split('#').next().unwrap_or("").trim();
+            if content.is_empty() {
+                continue;
+            }
+            if let Some(name) = content.strip_prefix('[') {
+                match name.strip_suffix(']').map(str::trim) {
+                    Some(name @ ("sip" | "cti" | "admin" | "log" | "lines")) => section = name.to_string(),
+                    Some(other) => fail(format!("unknown section [{other}] (sip, cti, admin, log, lines)")),
+                    None => fail(format!("malformed section header {content:?}")),
+                }
+                continue;
+            }
+            let Some((key, value)) = content.split_once('=') else {
+                fail(format!("expected `key = value`, found {content:?}"));
+                continue;
+            };
+            let (key, value) = (key.trim(), value.trim());
+            if section.is_empty() {
+                fail(format!("key {key:?} before any [section]"));
+                continue;
+            }
+            let full = format!("{section}.{key}");
+            if !KEYS.contains(&full.as_str()) {
+                fail(format!("unknown key {key:?} in [{section}]"));
+                continue;
+            }
+            if !REPEATABLE.contains(&full.as_str()) {
+                if let Some((_, first)) = seen.iter().find(|(k, _)| *k == full) {
+                    fail(format!("duplicate key {key:?} in [{section}] (first on line {first})"));
+                    continue;
+                }
+                seen.push((full.clone(), line));
+            }
+            if value.is_empty() {
+                fail(format!("{key:?} has no value"));
+                continue;
+            }
+            let result: Result<(), String> = (|| {
+                match full.as_str() {
+                    "sip.listen" => {
+                        config.sip_listen.push(value.parse().map_err(|_| format!("{value:?} is not an address:port"))?)
+                    }
+                    "sip.host" => {
+                        if value.contains(|c: char| c.is_whitespace() || "<>\";@".contains(c)) {
+                            return Err(format!("{value:?} is not a host name"));
+                        }
+                        config.sip_host = value.to_string();
+                    }
+                    "sip.trusted" => config.trusted.push(Cidr::parse(value)?),
+                    "sip.tcp_idle_timeout" => config.tcp_idle_timeout = parse_duration(value)?,
+                    "cti.node" => {
+                        config.nodes.push(parse_node(value)?);
+                        node_lines.push(line);
+                    }
+                    "cti.heartbeat_interval" => config.timing.heartbeat_interval = parse_duration(value)?,
+                    "cti.heartbeat_misses" => {
+                        config.timing.heartbeat_misses = value
+                            .parse()
+                            .ok()
+                            .filter(|&n| n >= 1)
+                            .ok_or(format!("{value:?} is not a count of 1 or more"))?
+                    }
+                    "cti.reconnect_interval" => config.timing.reconnect_interval = parse_duration(value)?,
+                    "cti.request_timeout" => config.timing.request_timeout = parse_duration(value)?,
+                    "cti.connect_timeout" => config.timing.connect_timeout = parse_duration(value)?,
+                    "admin.listen" => {
+                        config.admin_listen =
+                            Some(value.parse().map_err(|_| format!("{value:?} is not an address:port"))?)
+                    }
+                    "log.level" => config.log_level = parse_level(value)?,
+                    "lines.file" => config.lines_file = dir.join(value),
+                    _ => unreachable!("key list checked above"),
+                }
+                Ok(())
+            })();
+            if let Err(message) = result {
+                fail(message);
+            }
+        }
+        let whole = |message: &str| ConfigError { file: path.to_path_buf(), line: 0, message: message.to_string() };
+        if node_lines.len() > MAX_NODES {
+            let line = node_lines[MAX_NODES];
+            errors.push(ConfigError {
+                file: path.to_path_buf(),
+                line,
+                message: format!("a ninth CTI node: at most {MAX_NODES} nodes"),
+            });
+        }
+        if config.nodes.is_empty() {
+            errors.push(whole("no CTI node: add `node = address:port` under [cti]"));
+        }
+        if config.sip_listen.is_empty() {
+            errors.push(whole("no SIP listen address: add `listen = address:port` under [sip]"));
+        }
+        for (i, a) in config.nodes.iter().enumerate() {
+            if config.nodes[..i].iter().any(|b| b.addr == a.addr) {
+                errors.push(ConfigError {
+                    file: path.to_path_buf(),
+                    line: node_lines[i],
+                    message: format!("CTI node {} listed twice", a.addr),
+                });
+            }
+        }
+        if config.sip_host.is_empty() {
+            config.sip_host = config.sip_listen.first().map_or("localhost".to_string(), |a| match a {
+                SocketAddr::V4(v4) => v4.ip().to_string(),
+                SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+            });
+        }
+        if errors.is_empty() { Ok(config) } else { Err(errors) }
+    }
+
+    /// True when `ip` may open sessions.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|c| c.contains(ip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Vec<String>> {
+        Config::parse(Path::new("/etc/ctigw/ctigw.conf"), text).map_err(|e| e.iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn the_embedded_default_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/ctigw.conf");
+        let c = Config::load(Path::new(path)).unwrap();
+        assert_eq!(c.sip_listen, ["127.0.0.1:5060".parse().unwrap()]);
+        assert_eq!(c.nodes.len(), 2);
+        assert!(c.is_trusted("127.0.0.1".parse().unwrap()));
+        assert!(!c.is_trusted("192.0.2.1".parse().unwrap()));
+        assert!(c.lines_file.ends_with("config/lines.conf"));
+    }
+
+    #[test]
+    fn every_value() {
+        let c = parse(
+            "[sip]\nlisten = 127.0.0.1:5060\nlisten = [::1]:5060\nhost = gw.example.com\ntrusted = 10.0.0.0/8\ntrusted = ::1\n\
+             tcp_idle_timeout = 2m\n[cti]\nnode = 127.0.0.1:7001\nnode = 127.0.0.1:7002 mode=system-status\n\
+             heartbeat_interval = 500ms\nheartbeat_misses = 3\nreconnect_interval = 1s\nrequest_timeout = 2s\n\
+             connect_timeout = 1s\n[admin]\nlisten = 127.0.0.1:8080\n[log]\nlevel = debug\n[lines]\nfile = users.conf\n",
+        )
+        .unwrap();
+        assert_eq!(c.sip_listen.len(), 2);
+        assert_eq!(c.sip_host, "gw.example.com");
+        assert!(c.is_trusted("10.1.2.3".parse().unwrap()) && c.is_trusted("::1".parse().unwrap()));
+        assert!(c.is_trusted("::ffff:10.9.9.9".parse().unwrap()), "IPv4-mapped");
+        assert!(!c.is_trusted("11.0.0.1".parse().unwrap()));
+        assert_eq!(c.tcp_idle_timeout, Duration::from_secs(120));
+        assert_eq!(c.nodes[1].mode, SessionMode::SystemStatus);
+        assert_eq!(c.timing.heartbeat_interval, Duration::from_millis(500));
+        assert_eq!(c.timing.heartbeat_misses, 3);
+        assert_eq!(c.admin_listen, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(c.log_level, log::LevelFilter::Debug);
+        assert_eq!(c.lines_file, Path::new("/etc/ctigw/users.conf"));
+    }
+
+    #[test]
+    fn every_fault_is_reported_with_its_line() {
+        let errors = parse(
+            "listen = 1.2.3.4:5\n[sip]\nlisten = nowhere\nlisen = 127.0.0.1:5060\nhost = a b\n[cti]\nheartbeat_interval = 30\n\
+             heartbeat_interval = 30s\nheartbeat_interval = 31s\nheartbeat_misses = 0\nnode = 127.0.0.1:1 mode=fast\n[bogus]\n\
+             just text\n[log]\nlevel = loud\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "/etc/ctigw/ctigw.conf:1: key \"listen\" before any [section]",
+                "/etc/ctigw/ctigw.conf:3: \"nowhere\" is not an address:port",
+                "/etc/ctigw/ctigw.conf:4: unknown key \"lisen\" in [sip]",
+                "/etc/ctigw/ctigw.conf:5: \"a b\" is not a host name",
+                "/etc/ctigw/ctigw.conf:7: \"30\" needs a unit: ms, s, m or h",
+                "/etc/ctigw/ctigw.conf:8: duplicate key \"heartbeat_interval\" in [cti] (first on line 7)",
+                "/etc/ctigw/ctigw.conf:9: duplicate key \"heartbeat_interval\" in [cti] (first on line 7)",
+                "/etc/ctigw/ctigw.conf:10: \"0\" is not a count of 1 or more",
+                "/etc/ctigw/ctigw.conf:11: unknown node option \"mode=fast\" (mode=ecma354 or mode=system-status)",
+                "/etc/ctigw/ctigw.conf:12: unknown section [bogus] (sip, cti, admin, log, lines)",
+                "/etc/ctigw/ctigw.conf:13: expected `key = value`, found \"just text\"",
+                "/etc/ctigw/ctigw.conf:15: \"loud\" is not a log level (error, warn, info, debug, trace)",
+                "/etc/ctigw/ctigw.conf: no CTI node: add `node = address:port` under [cti]",
+                "/etc/ctigw/ctigw.conf: no SIP listen address: add `listen = address:port` under [sip]",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_ninth_node_and_a_repeated_node() {
+        let mut text = "[sip]\nlisten = 127.0.0.1:5060\n[cti]\n".to_string();
+        for port in 1..=9 {
+            text.push_str(&format!("node = 127.0.0.1:{}\n", 7000 + port));
+        }
+        text.push_str("node = 127.0.0.1:7001\n");
+        let errors = parse(&text).unwrap_err();
+        assert_eq!(
+            errors,
+            [
+                "/etc/ctigw/ctigw.conf:12: a ninth CTI node: at most 8 nodes",
+                "/etc/ctigw/ctigw.conf:13: CTI node 127.0.0.1:7001 listed twice",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unreadable_file() {
+        let errors = Config::load(Path::new("/nonexistent/ctigw.conf")).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].to_string().starts_with("/nonexistent/ctigw.conf: cannot read:"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn durations_and_ranges() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("203.0.113.9".parse().unwrap()));
+        assert!(!Cidr::parse("192.0.2.0/24").unwrap().contains("::1".parse().unwrap()));
+    }
+}
