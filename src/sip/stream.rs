@@ -177,8 +177,11 @@ impl<const N: usize> StreamBuffer<N> {
         let worth_parsing = if self.header_complete {
             pending_len >= self.wait_until
         } else {
+            // A keep-alive (CR LF) at the head is a frame of its own; a
+            // message needs the blank line that ends its header block.
             let from = self.wait_until.saturating_sub(3);
-            pending_len <= 4 || blank_line_end(&self.buf.pending()[from..]).is_some()
+            let pending = self.buf.pending();
+            pending_len <= 4 || pending[0] == b'\r' || blank_line_end(&pending[from..]).is_some()
         };
         if !worth_parsing {
             if !self.header_complete {
@@ -327,6 +330,20 @@ mod tests {
         // 8.4 KB fed one byte at a time: parsed at its first bytes, once
         // the header block is complete, and once the body is there.
         assert!(buf.parses <= 8, "{} parses for one trickled message", buf.parses);
+    }
+
+    /// Found by the sip_stream fuzzer: after an invalid frame, a pong (CR
+    /// LF) left at the head of a large read waited for a blank line that
+    /// never came, while the same bytes in small reads were framed.
+    #[test]
+    fn fuzz_regression_a_pong_after_a_frame_in_one_read() {
+        let mut input = b"OPTIONS <sip:bad> SIP/2.0\r\nl: 0\r\n\r\n".to_vec();
+        input.extend_from_slice(b"\r\nINVITE sip:a@b SIP/2.0\r\nTo: x\r\n");
+        let mut whole = StreamBuffer::<512>::new();
+        whole.push(&input);
+        assert!(matches!(whole.next(100).unwrap(), Some(Frame::Invalid { .. })));
+        assert!(matches!(whole.next(100).unwrap(), Some(Frame::Pong)));
+        assert!(whole.next(100).unwrap().is_none());
     }
 
     #[test]
