@@ -69,7 +69,7 @@ impl CtiHost for Host {
             while let Some(incoming) = nodes.next_incoming(now, slot) {
                 match incoming {
                     Incoming::Handled => {}
-                    Incoming::Response { tag, result } => answers.push((
+                    Incoming::Response { tag, result, .. } => answers.push((
                         tag.0,
                         match result.map(|d| d.message) {
                             Ok(Message::Response(r)) => r.service().response_name().to_string(),
@@ -77,7 +77,7 @@ impl CtiHost for Host {
                             other => format!("{other:?}"),
                         },
                     )),
-                    Incoming::Event { doc } => {
+                    Incoming::Event { doc, .. } => {
                         let name = match doc.message {
                             Message::Event(e) => e.name().to_string(),
                             other => format!("{other:?}"),

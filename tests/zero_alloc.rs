@@ -286,7 +286,7 @@ fn the_cti_link_path_allocates_nothing_in_steady_state() {
                         assert!(matches!(result.unwrap().message, Csta::Response(Response::MonitorStarted { .. })));
                         handed_up += 1;
                     }
-                    Incoming::Event { doc } => {
+                    Incoming::Event { doc, .. } => {
                         assert!(matches!(doc.message, Csta::Event(_)));
                         handed_up += 1;
                     }

@@ -527,7 +527,7 @@ impl Link {
                     self.go_down(now, ctx, DownReason::SessionTerminated);
                     Incoming::Handled
                 }
-                Ok(doc) => Incoming::Event { doc },
+                Ok(doc) => Incoming::Event { doc, body: frame.body },
                 Err(_) => {
                     self.counters.malformed += 1;
                     Incoming::Handled
@@ -545,7 +545,7 @@ impl Link {
                 if parsed.is_err() {
                     self.counters.malformed += 1;
                 }
-                Some(Incoming::Response { tag, result: parsed })
+                Some(Incoming::Response { tag, result: parsed, body: frame.body })
             }
             Purpose::StartSession => {
                 match parsed.map(|d| d.message) {

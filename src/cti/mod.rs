@@ -220,11 +220,15 @@ pub enum Incoming<'a> {
         tag: RequestTag,
         /// The document.
         result: Result<csta::Document<'a>, csta::Error>,
+        /// The document's bytes.
+        body: &'a [u8],
     },
     /// An event for a monitor.
     Event {
         /// The document.
         doc: csta::Document<'a>,
+        /// The document's bytes.
+        body: &'a [u8],
     },
     /// A frame the link consumed itself; ask again.
     Handled,

@@ -90,9 +90,9 @@ impl Harness {
         while let Some(inc) = self.nodes.next_incoming(now, slot) {
             out.push(match inc {
                 Incoming::Handled => continue,
-                Incoming::Event { doc } => format!("event {:?}", doc.message),
-                Incoming::Response { tag, result: Ok(doc) } => format!("response {} {:?}", tag.0, doc.message),
-                Incoming::Response { tag, result: Err(e) } => format!("response {} error {e}", tag.0),
+                Incoming::Event { doc, .. } => format!("event {:?}", doc.message),
+                Incoming::Response { tag, result: Ok(doc), .. } => format!("response {} {:?}", tag.0, doc.message),
+                Incoming::Response { tag, result: Err(e), .. } => format!("response {} error {e}", tag.0),
             });
         }
         out

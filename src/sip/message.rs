@@ -127,6 +127,7 @@ pub struct Message<'a> {
     count: usize,
     body: &'a [u8],
     len: usize,
+    input: &'a [u8],
 }
 
 impl<'a> Message<'a> {
@@ -152,6 +153,7 @@ impl<'a> Message<'a> {
         };
         message.body = &rest[..body_len];
         message.len = head_len + body_len;
+        message.input = &input[..message.len];
         Ok(message)
     }
 
@@ -174,6 +176,7 @@ impl<'a> Message<'a> {
         };
         message.body = body;
         message.len = head_len + declared;
+        message.input = &input[..message.len];
         Ok(Status::Complete(message))
     }
 
@@ -222,6 +225,12 @@ impl<'a> Message<'a> {
     /// How many input bytes this message occupies, body included.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// The message's bytes, as received (from any blank lines before it
+    /// to the end of its body).
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.input
     }
 
     /// True for a message of zero bytes, which parsing never produces.
@@ -462,6 +471,7 @@ impl<'a> Message<'a> {
             count: 0,
             body: &[],
             len: 0,
+            input: &[],
         }
     }
 
