@@ -46,6 +46,7 @@ pub mod cti;
 pub mod io;
 pub mod lines;
 pub mod outbuf;
+pub mod rcc;
 pub mod recvbuf;
 pub mod sendbuf;
 pub mod sim;

@@ -1,0 +1,160 @@
+//! Line appearances: which user may control which line on which device,
+//! as the administrator assigned them in the line-appearance file.
+//!
+//! Read at boot (and again on reload) into a table sorted by user; every
+//! lookup on the request path is a binary search and a few comparisons,
+//! without allocating. Users compare by their URI without parameters,
+//! ignoring ASCII case; lines compare as [`Number`]s.
+
+use core::cmp::Ordering;
+
+use crate::lines::{self, LineError};
+use crate::tel::Number;
+
+struct Entry {
+    user: Box<str>,
+    device: Box<str>,
+    line: Box<str>,
+    number: Number,
+}
+
+/// The assignments, sorted by user.
+pub struct Appearances {
+    entries: Vec<Entry>,
+}
+
+/// The part of a user URI that identifies the user: without URI
+/// parameters or headers, and without angle brackets.
+fn user_key(uri: &str) -> &str {
+    let uri = uri.trim().trim_start_matches('<').trim_end_matches('>');
+    let end = uri.find([';', '?', '>']).unwrap_or(uri.len());
+    &uri[..end]
+}
+
+fn cmp_ignore_case(a: &str, b: &str) -> Ordering {
+    a.bytes().map(|c| c.to_ascii_lowercase()).cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+}
+
+impl Appearances {
+    /// Reads a line-appearance file's text; every bad line is reported.
+    pub fn parse(text: &str) -> Result<Appearances, Vec<LineError>> {
+        let mut entries = Vec::new();
+        let mut errors = Vec::new();
+        for item in lines::parse(text) {
+            match item {
+                Ok(a) => entries.push(Entry {
+                    user: user_key(a.user).into(),
+                    device: a.device.into(),
+                    line: a.line.into(),
+                    number: a.number,
+                }),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        entries.sort_by(|a, b| cmp_ignore_case(&a.user, &b.user));
+        Ok(Appearances { entries })
+    }
+
+    /// Assignments held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nobody is assigned anything.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn of(&self, user: &str) -> &[Entry] {
+        let key = user_key(user);
+        let start = self.entries.partition_point(|e| cmp_ignore_case(&e.user, key) == Ordering::Less);
+        let len = self.entries[start..].iter().take_while(|e| cmp_ignore_case(&e.user, key) == Ordering::Equal).count();
+        &self.entries[start..start + len]
+    }
+
+    /// True when `user` has at least one assignment.
+    pub fn knows(&self, user: &str) -> bool {
+        !self.of(user).is_empty()
+    }
+
+    /// The line a session of `user` controls: `requested` (Lync's
+    /// `lcs:line`) if it is assigned to the user, the user's first line
+    /// when nothing is requested; `None` when the request names a line the
+    /// user does not have.
+    pub fn line_for(&self, user: &str, requested: Option<&Number>) -> Option<&str> {
+        let mine = self.of(user);
+        match requested {
+            Some(n) => mine.iter().find(|e| e.number.matches(n)).map(|e| &*e.line),
+            None => mine.first().map(|e| &*e.line),
+        }
+    }
+
+    /// True when `user` may control the line or device `device` names: a
+    /// line assigned to them (any spelling of its number), or the name of
+    /// a device carrying one of their lines.
+    pub fn may_control(&self, user: &str, device: &str) -> bool {
+        let mine = self.of(user);
+        match Number::parse(device) {
+            Ok(n) => mine.iter().any(|e| e.number.matches(&n)),
+            Err(_) => mine.iter().any(|e| e.device.eq_ignore_ascii_case(device.trim())),
+        }
+    }
+
+    /// Every user holding a line that matches `number` (for a shared line).
+    pub fn users_of(&self, number: &Number) -> impl Iterator<Item = &str> {
+        self.entries.iter().filter(move |e| e.number.matches(number)).map(|e| &*e.user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo() -> Appearances {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/lines.conf")).unwrap();
+        Appearances::parse(&text).unwrap()
+    }
+
+    fn n(s: &str) -> Number {
+        Number::parse(s).unwrap()
+    }
+
+    #[test]
+    fn each_user_controls_exactly_their_lines() {
+        let a = demo();
+        assert_eq!(a.len(), 5);
+        assert!(a.may_control("sip:alice@example.com", "tel:+14255550101;ext=101"));
+        assert!(a.may_control("<sip:ALICE@example.com>", "tel:101"), "any case, any spelling");
+        assert!(a.may_control("sip:alice@example.com;transport=tcp", "sip:+14255550101@example.com;user=phone"));
+        assert!(a.may_control("sip:alice@example.com", "SEPA1B2C3D4E5F6"), "her device by name");
+        assert!(!a.may_control("sip:alice@example.com", "tel:102"), "bob's line");
+        assert!(!a.may_control("sip:alice@example.com", "SEPB1B2C3D4E5F6"), "bob's device");
+        assert!(!a.may_control("sip:mallory@example.com", "tel:101"));
+        // The shared line 199: carol and dave both.
+        assert!(a.may_control("sip:carol@example.com", "tel:199") && a.may_control("sip:dave@example.com", "tel:199"));
+        assert!(a.may_control("sip:carol@example.com", "tel:103") && !a.may_control("sip:dave@example.com", "tel:103"));
+        let mut users: Vec<_> = a.users_of(&n("tel:199")).collect();
+        users.sort();
+        assert_eq!(users, ["sip:carol@example.com", "sip:dave@example.com"]);
+    }
+
+    #[test]
+    fn the_line_of_a_session() {
+        let a = demo();
+        assert_eq!(a.line_for("sip:alice@example.com", None), Some("tel:+14255550101;ext=101"));
+        assert_eq!(a.line_for("sip:carol@example.com", Some(&n("tel:199"))), Some("tel:+14255550199;ext=199"));
+        assert_eq!(a.line_for("sip:alice@example.com", Some(&n("tel:102"))), None);
+        assert_eq!(a.line_for("sip:nobody@example.com", None), None);
+        assert!(a.knows("sip:dave@example.com") && !a.knows("sip:eve@example.com"));
+    }
+
+    #[test]
+    fn bad_files_are_refused_whole() {
+        let errors = Appearances::parse("sip:a@x D tel:1\nnot enough\n").err().unwrap();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].line_number, 2);
+    }
+}

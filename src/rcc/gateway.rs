@@ -1,0 +1,1514 @@
+//! The gateway core: SIP in, CSTA to the nodes, CSTA back, SIP out.
+//!
+//! Every table is sized once, at boot ([`GatewayConfig`]), and never grows:
+//! sessions, requests waiting for a node, the gateway's own client
+//! transactions (event INFOs, BYEs), responses kept for UDP
+//! retransmissions, the outgoing queue and the timer heap. A full table is
+//! a clear refusal (503, or a CSTA error), never an allocation.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use heapless::String;
+
+use super::appearances::Appearances;
+use super::index::{Index, hash};
+use super::pool::{Handle, Pool};
+use super::session::{self, MAX_CALL_ID, MAX_MONITORS, MAX_ROUTE, MAX_ROUTES, MAX_TAG, MAX_URI, Sessions};
+use super::{Peer, Transport};
+use crate::config::Cidr;
+use crate::csta::{self, ErrorCode, Message as Csta, Namespace, Request, Response, Service, Services, SystemStatus};
+use crate::cti::{CtiEvent, Incoming, LinkAction, LinkState, Nodes, RequestTag, SlotId};
+use crate::io::cti::{CtiHost, log_event};
+use crate::outbuf::{OutBuf, Overflow};
+use crate::sip::{self, DialogRequest, Frame, HeaderName, Message, MessageWriter, Method};
+use crate::tel::Number;
+
+/// RFC 3261 T1: the round-trip estimate retransmissions start from.
+const T1: Duration = Duration::from_millis(500);
+/// RFC 3261 T2: the longest retransmission interval.
+const T2: Duration = Duration::from_secs(4);
+/// The Allow header of every response that lists methods.
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
+/// The Content-Type of CSTA bodies.
+const CSTA_XML: &str = "application/csta+xml";
+/// The branch prefix of the gateway's own requests.
+const BRANCH: &str = "z9hG4bKgw";
+/// Request tags at or above this mark the gateway's own requests to a node.
+const INTERNAL: u64 = 1 << 63;
+/// Sessions are checked for expiry this often.
+const SWEEP: Duration = Duration::from_secs(5);
+/// The smallest session interval accepted (RFC 4028 Min-SE default).
+const MIN_SE: u32 = 90;
+
+/// The gateway's sizes and identity, fixed at boot.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The host in the gateway's URIs, Via and Contact.
+    pub sip_host: std::string::String,
+    /// The port in the gateway's Via and Contact.
+    pub sip_port: u16,
+    /// Sources that may open sessions.
+    pub trusted: Vec<Cidr>,
+    /// Sessions the table holds.
+    pub sessions: usize,
+    /// Requests that may wait for a node at once.
+    pub pending: usize,
+    /// The gateway's own transactions in flight (event INFOs, BYEs).
+    pub client_transactions: usize,
+    /// Responses kept for UDP retransmissions.
+    pub completed: usize,
+    /// Messages the outgoing queue holds.
+    pub out_queue: usize,
+    /// The largest SIP message kept or written.
+    pub message_size: usize,
+    /// Retry-After of a 503 when the session table is full, in seconds.
+    pub retry_after_full: u32,
+}
+
+impl GatewayConfig {
+    /// The default sizes: 16 384 sessions; `sip_host`, `sip_port` and
+    /// `trusted` to be filled in.
+    pub fn new(sip_host: &str, sip_port: u16, trusted: Vec<Cidr>) -> GatewayConfig {
+        GatewayConfig {
+            sip_host: sip_host.to_string(),
+            sip_port,
+            trusted,
+            sessions: 16_384,
+            pending: 512,
+            client_transactions: 2048,
+            completed: 1024,
+            out_queue: 512,
+            message_size: 8192,
+            retry_after_full: 30,
+        }
+    }
+}
+
+/// What the gateway has done, for logs and the metrics endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// SIP requests received, by method: INVITE, ACK, BYE, CANCEL,
+    /// OPTIONS, INFO, UPDATE, other.
+    pub requests: [u64; 8],
+    /// SIP responses sent, by class: 1xx to 6xx.
+    pub responses: [u64; 6],
+    /// Messages that did not parse.
+    pub malformed: u64,
+    /// Sessions opened.
+    pub sessions_opened: u64,
+    /// Sessions ended (by either side, or replaced).
+    pub sessions_closed: u64,
+    /// Sessions replaced by a newer INVITE of the same user and line.
+    pub sessions_replaced: u64,
+    /// INVITEs refused: untrusted source.
+    pub refused_untrusted: u64,
+    /// INVITEs refused: unknown user, or a line not theirs.
+    pub refused_user: u64,
+    /// INVITEs refused: the session table is full.
+    pub refused_full: u64,
+    /// INVITEs refused: no CTI node up.
+    pub refused_no_node: u64,
+    /// INVITEs refused: not CSTA, or malformed CSTA.
+    pub refused_body: u64,
+    /// Requests refused for a device or line not assigned to the user.
+    pub privilege_violations: u64,
+    /// Requests refused at once because the session's node is down.
+    pub node_down_refusals: u64,
+    /// Requests relayed to a node.
+    pub relayed: u64,
+    /// Events relayed to Lync.
+    pub events_relayed: u64,
+    /// Events for no known monitor, dropped.
+    pub events_unknown: u64,
+    /// Event INFOs Lync never answered.
+    pub event_timeouts: u64,
+    /// Messages dropped because the outgoing queue was full.
+    pub transmit_drops: u64,
+    /// Requests from sources not trusted, ignored.
+    pub untrusted_ignored: u64,
+}
+
+fn method_index(method: Method<'_>) -> usize {
+    match method {
+        Method::Invite => 0,
+        Method::Ack => 1,
+        Method::Bye => 2,
+        Method::Cancel => 3,
+        Method::Options => 4,
+        Method::Info => 5,
+        Method::Update => 6,
+        _ => 7,
+    }
+}
+
+/// A message to send: to whom, over what, which bytes.
+#[derive(Debug)]
+pub struct Transmit<'a> {
+    /// The destination.
+    pub to: Peer,
+    /// The bytes.
+    pub bytes: &'a [u8],
+}
+
+struct OutSlot {
+    to: Peer,
+    len: usize,
+    bytes: Box<[u8]>,
+}
+
+/// The outgoing queue: a ring of fixed message buffers.
+struct OutQueue {
+    slots: Box<[OutSlot]>,
+    head: usize,
+    count: usize,
+}
+
+impl OutQueue {
+    fn new(count: usize, size: usize, peer: Peer) -> OutQueue {
+        OutQueue {
+            slots: (0..count).map(|_| OutSlot { to: peer, len: 0, bytes: vec![0; size].into_boxed_slice() }).collect(),
+            head: 0,
+            count: 0,
+        }
+    }
+
+    fn room(&self) -> usize {
+        self.slots.len() - self.count
+    }
+
+    /// Writes one message with `write`; false when the queue is full or
+    /// the message did not fit its buffer.
+    fn push(&mut self, to: Peer, write: impl FnOnce(&mut [u8]) -> Result<usize, Overflow>) -> bool {
+        if self.count == self.slots.len() {
+            return false;
+        }
+        let at = (self.head + self.count) % self.slots.len();
+        let slot = &mut self.slots[at];
+        match write(&mut slot.bytes) {
+            Ok(len) => {
+                slot.to = to;
+                slot.len = len;
+                self.count += 1;
+                true
+            }
+            Err(Overflow) => false,
+        }
+    }
+
+    fn pop(&mut self) -> Option<Transmit<'_>> {
+        if self.count == 0 {
+            return None;
+        }
+        let slot = &self.slots[self.head];
+        self.head = (self.head + 1) % self.slots.len();
+        self.count -= 1;
+        Some(Transmit { to: slot.to, bytes: &slot.bytes[..slot.len] })
+    }
+}
+
+/// A request relayed to a node, waiting for its answer.
+struct Pending {
+    request: Box<[u8]>,
+    len: usize,
+    from: Peer,
+    session: Handle,
+    namespace: Namespace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientKind {
+    EventInfo,
+    Bye,
+}
+
+/// One of the gateway's own requests in flight.
+struct ClientTx {
+    kind: ClientKind,
+    session: Handle,
+    to: Peer,
+    bytes: Box<[u8]>,
+    len: usize,
+    interval: Duration,
+    retransmit_at: Option<Instant>,
+    timeout_at: Instant,
+}
+
+/// A final response kept to answer UDP retransmissions of its request
+/// (and, for an INVITE's 2xx, retransmitted until the ACK).
+struct Completed {
+    key: u64,
+    to: Peer,
+    bytes: Box<[u8]>,
+    len: usize,
+    expires_at: Instant,
+    interval: Duration,
+    retransmit_at: Option<Instant>,
+    session: Option<Handle>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Client(u64),
+    Completed(u64),
+}
+
+/// The gateway.
+pub struct Gateway {
+    config: GatewayConfig,
+    appearances: Appearances,
+    nodes: Box<Nodes>,
+    sessions: Sessions,
+    pending: Pool<Pending>,
+    pending_index: Index,
+    client: Pool<ClientTx>,
+    completed: Pool<Completed>,
+    completed_index: Index,
+    out: OutQueue,
+    byes: VecDeque<Handle>,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    timer_capacity: usize,
+    next_sweep: Option<Instant>,
+    next_tag: u64,
+    /// The time given by the call in progress (every entry point sets it).
+    now: Instant,
+    /// Where a node's document is copied before it is handled.
+    inbox: Box<[u8]>,
+    /// What has happened.
+    pub counters: Counters,
+}
+
+/// The key a completed response is kept under: the request's branch,
+/// method and source (RFC 3261 §17.2.3 matching).
+fn transaction_key(m: &Message<'_>, from: &Peer) -> Option<u64> {
+    let via = m.via().ok()?;
+    let branch = via.branch()?;
+    let method = m.cseq().ok()?.method;
+    let addr = from.addr.to_string();
+    let mut buf = [0u8; 64];
+    let mut out = OutBuf::new(&mut buf);
+    let _ = out.put_str(&addr);
+    Some(hash(&[branch.as_bytes(), method.as_bytes(), out.as_bytes()], false))
+}
+
+fn copy_str<const N: usize>(text: &str) -> Option<String<N>> {
+    String::try_from(text).ok()
+}
+
+impl Gateway {
+    /// A gateway with the given tables, line appearances and CTI nodes.
+    /// The nodes are not started: see [`Gateway::start`].
+    pub fn new(config: GatewayConfig, appearances: Appearances, nodes: Box<Nodes>) -> Box<Gateway> {
+        let size = config.message_size;
+        let anyone = Peer { addr: "0.0.0.0:0".parse().expect("literal address"), transport: Transport::Udp };
+        let timer_capacity = 4 * (config.client_transactions + config.completed) + 16;
+        let never = Instant::now();
+        Box::new(Gateway {
+            appearances,
+            nodes,
+            sessions: Sessions::new(config.sessions),
+            pending: Pool::new(config.pending, || Pending {
+                request: vec![0; size].into_boxed_slice(),
+                len: 0,
+                from: anyone,
+                session: Handle { index: 0, generation: 0 },
+                namespace: Namespace::Ed3,
+            }),
+            pending_index: Index::new(config.pending),
+            client: Pool::new(config.client_transactions, || ClientTx {
+                kind: ClientKind::EventInfo,
+                session: Handle { index: 0, generation: 0 },
+                to: anyone,
+                bytes: vec![0; size].into_boxed_slice(),
+                len: 0,
+                interval: T1,
+                retransmit_at: None,
+                timeout_at: never,
+            }),
+            completed: Pool::new(config.completed, || Completed {
+                key: 0,
+                to: anyone,
+                bytes: vec![0; size].into_boxed_slice(),
+                len: 0,
+                expires_at: never,
+                interval: T1,
+                retransmit_at: None,
+                session: None,
+            }),
+            completed_index: Index::new(config.completed),
+            out: OutQueue::new(config.out_queue, size, anyone),
+            byes: VecDeque::with_capacity(config.sessions),
+            timers: BinaryHeap::with_capacity(timer_capacity),
+            timer_capacity,
+            next_sweep: None,
+            next_tag: 0,
+            now: never,
+            inbox: vec![0; crate::cti::LINK_BUFFER].into_boxed_slice(),
+            counters: Counters::default(),
+            config,
+        })
+    }
+
+    /// Starts the CTI nodes and the session sweep.
+    pub fn start(&mut self, now: Instant) {
+        self.now = now;
+        self.nodes.start(now);
+        self.next_sweep = Some(now + SWEEP);
+        self.drain_cti_events(now);
+    }
+
+    /// The CTI nodes (state, counters).
+    pub fn nodes(&self) -> &Nodes {
+        &self.nodes
+    }
+
+    /// The sessions open now.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// The session table's size.
+    pub fn session_capacity(&self) -> usize {
+        self.sessions.capacity()
+    }
+
+    /// The line appearances in force.
+    pub fn appearances(&self) -> &Appearances {
+        &self.appearances
+    }
+
+    /// Replaces the line appearances (a reload); sessions are kept.
+    pub fn set_appearances(&mut self, appearances: Appearances) {
+        self.appearances = appearances;
+    }
+
+    /// The next message to send, or `None`.
+    pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
+        // Ending sessions waiting for room get their BYE now.
+        while self.out.room() > 1 {
+            let Some(h) = self.byes.pop_front() else { break };
+            self.send_bye_and_close(h);
+        }
+        self.out.pop()
+    }
+
+    /// When [`Gateway::handle_timeout`] is due next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let own = self.timers.peek().map(|Reverse((at, _))| *at);
+        [own, self.nodes.poll_timeout(), self.next_sweep].into_iter().flatten().min()
+    }
+
+    /// Handles everything due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        self.nodes.handle_timeout(now);
+        self.drain_cti_events(now);
+        while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match timer {
+                Timer::Client(h) => self.client_timer(Handle::unpack(h)),
+                Timer::Completed(h) => self.completed_timer(Handle::unpack(h)),
+            }
+        }
+        if self.next_sweep.is_some_and(|t| t <= now) {
+            self.next_sweep = Some(now + SWEEP);
+            self.sweep_expired_sessions();
+        }
+    }
+
+    fn schedule(&mut self, at: Instant, timer: Timer) {
+        if self.timers.len() == self.timer_capacity {
+            // Only stale entries can fill the heap: drop those not due
+            // for a live item. Never grows past its boot capacity.
+            let live: Vec<Reverse<(Instant, Timer)>> = Vec::new();
+            let mut kept = core::mem::replace(&mut self.timers, BinaryHeap::from(live));
+            kept.retain(|Reverse((at, t))| match *t {
+                Timer::Client(h) => self
+                    .client
+                    .get(Handle::unpack(h))
+                    .is_some_and(|c| c.retransmit_at == Some(*at) || c.timeout_at == *at),
+                Timer::Completed(h) => self
+                    .completed
+                    .get(Handle::unpack(h))
+                    .is_some_and(|c| c.retransmit_at == Some(*at) || c.expires_at == *at),
+            });
+            self.timers = kept;
+        }
+        if self.timers.len() < self.timer_capacity {
+            self.timers.push(Reverse((at, timer)));
+        }
+    }
+
+    // ----- SIP in -----
+
+    /// One datagram from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, from: Peer, bytes: &[u8]) {
+        self.now = now;
+        if bytes.iter().all(|&b| b == b'\r' || b == b'\n') {
+            return; // a keep-alive
+        }
+        match Message::parse(bytes) {
+            Ok(m) => self.handle_message(from, &m),
+            Err(e) => self.malformed(from, bytes, e),
+        }
+    }
+
+    /// One frame from a stream connection (see [`sip::stream`]).
+    pub fn handle_frame(&mut self, now: Instant, from: Peer, frame: Frame<'_>) {
+        self.now = now;
+        match frame {
+            Frame::Message(m) => self.handle_message(from, &m),
+            Frame::Invalid { error, bytes } => self.malformed(from, bytes, error),
+            Frame::Ping => {
+                // RFC 5626: a ping (CRLF CRLF) is answered with a pong (CRLF).
+                if !self.out.push(from, |buf| copy_into(buf, b"\r\n")) {
+                    self.counters.transmit_drops += 1;
+                }
+            }
+            Frame::Pong => {}
+        }
+    }
+
+    /// A message that did not parse: a request is answered with the
+    /// reason when its headers allow building a response (RFC 3261 §8.2:
+    /// 400, 505...); anything else is dropped and counted.
+    fn malformed(&mut self, from: Peer, bytes: &[u8], error: sip::Error) {
+        self.counters.malformed += 1;
+        log::debug!("{from}: malformed message: {error}");
+        if !self.trusted(from.addr.ip()) {
+            return;
+        }
+        let mut scratch = [0u8; 4096];
+        let Some(len) = salvage(bytes, &mut scratch) else { return };
+        if let Ok(m) = Message::parse(&scratch[..len]) {
+            let answerable = m.cseq().is_ok_and(|c| c.method != "ACK") && m.check_response().is_ok();
+            if answerable {
+                self.respond(from, &m, error.status_code(), error, None, |_| Ok(()));
+            }
+        }
+    }
+
+    fn trusted(&self, ip: IpAddr) -> bool {
+        self.config.trusted.iter().any(|c| c.contains(ip))
+    }
+
+    fn handle_message(&mut self, from: Peer, m: &Message<'_>) {
+        if m.method().is_none() {
+            return self.handle_response(m);
+        }
+        let method = m.method().expect("a request");
+        self.counters.requests[method_index(method)] += 1;
+        if !self.trusted(from.addr.ip()) {
+            if method == Method::Invite {
+                self.counters.refused_untrusted += 1;
+                log::info!("{from}: INVITE refused: untrusted source");
+                self.respond(from, m, 403, "Forbidden: untrusted source", None, |_| Ok(()));
+            } else {
+                self.counters.untrusted_ignored += 1;
+            }
+            return;
+        }
+        if let Err(e) = m.check_request() {
+            if method != Method::Ack {
+                self.respond(from, m, e.status_code(), e, None, |_| Ok(()));
+            }
+            return;
+        }
+        // A retransmission over UDP: answered from what was sent, or
+        // absorbed while the answer is still being worked out.
+        if !from.transport.is_reliable() && method != Method::Ack {
+            if let Some(key) = transaction_key(m, &from) {
+                if self.resend_completed(key) || self.pending_index.candidates(key).next().is_some() {
+                    return;
+                }
+            }
+        }
+        if method != Method::Ack
+            && !m.request_uri().is_some_and(|u| {
+                let scheme = u.split(':').next().unwrap_or("");
+                scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")
+            })
+        {
+            return self.respond(from, m, 416, "Unsupported URI Scheme", None, |_| Ok(()));
+        }
+        if let Some(option) = unsupported_requirement(m) {
+            let mut reason = [0u8; 96];
+            let mut out = OutBuf::new(&mut reason);
+            let _ = write!(out, "Bad Extension: {option}");
+            let reason = core::str::from_utf8(out.as_bytes()).unwrap_or("Bad Extension");
+            return self.respond(from, m, 420, reason, None, |w| w.header("Unsupported", option).map(drop));
+        }
+        match method {
+            Method::Invite if m.to().is_ok_and(|t| t.tag().is_none()) => self.invite(from, m),
+            Method::Invite | Method::Update => self.refresh(from, m),
+            Method::Ack => self.ack(m),
+            Method::Info => self.info(from, m),
+            Method::Bye => self.bye(from, m),
+            Method::Options => self.respond(from, m, 200, "OK", None, |w| {
+                w.header("Allow", ALLOW)?.header("Accept", CSTA_XML)?.header("Supported", "timer")?;
+                Ok(())
+            }),
+            Method::Cancel => self.respond(from, m, 481, "Call/Transaction Does Not Exist", None, |_| Ok(())),
+            Method::Extension(_) => {
+                self.respond(from, m, 501, "Not Implemented", None, |w| w.header("Allow", ALLOW).map(drop))
+            }
+            _ => self.respond(from, m, 405, "Method Not Allowed", None, |w| w.header("Allow", ALLOW).map(drop)),
+        }
+    }
+
+    /// Writes a response to `m` (with `extra` headers and no body).
+    fn respond(
+        &mut self,
+        to: Peer,
+        m: &Message<'_>,
+        code: u16,
+        reason: impl core::fmt::Display,
+        to_tag: Option<&str>,
+        extra: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Overflow>,
+    ) {
+        self.respond_with(to, m, code, reason, to_tag, extra, None::<fn(&mut OutBuf<'_>) -> Result<(), Overflow>>);
+    }
+
+    /// Writes a response to `m`, with a CSTA body if `body` is given;
+    /// keeps a final response to a UDP request for its retransmissions.
+    #[allow(clippy::too_many_arguments)]
+    fn respond_with(
+        &mut self,
+        to: Peer,
+        m: &Message<'_>,
+        code: u16,
+        reason: impl core::fmt::Display,
+        to_tag: Option<&str>,
+        extra: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), Overflow>,
+        body: Option<impl FnOnce(&mut OutBuf<'_>) -> Result<(), Overflow>>,
+    ) {
+        let source = Some(to.addr);
+        let written = self.out.push(to, |buf| {
+            let mut w = MessageWriter::response_to(buf, m, code, reason, to_tag, source)?;
+            extra(&mut w)?;
+            let bytes = match body {
+                Some(body) => w.finish_with_body(CSTA_XML, body)?,
+                None => w.finish()?,
+            };
+            Ok(bytes.len())
+        });
+        if !written {
+            self.counters.transmit_drops += 1;
+            return;
+        }
+        self.counters.responses[usize::from(code / 100).clamp(1, 6) - 1] += 1;
+        let is_invite = m.method() == Some(Method::Invite);
+        if code >= 200 && !to.transport.is_reliable() && !is_invite {
+            if let Some(key) = transaction_key(m, &to) {
+                self.keep_completed(key, to, None);
+            }
+        }
+    }
+
+    /// Keeps the message just queued as the answer to retransmissions of
+    /// the request `key` names; for an INVITE 2xx (`session`), also
+    /// retransmits it until the ACK.
+    fn keep_completed(&mut self, key: u64, to: Peer, session: Option<Handle>) -> Option<Handle> {
+        let last = (self.out.head + self.out.count + self.out.slots.len() - 1) % self.out.slots.len();
+        let now = self.now;
+        let (h, c) = self.completed.alloc()?;
+        let slot = &self.out.slots[last];
+        c.bytes[..slot.len].copy_from_slice(&slot.bytes[..slot.len]);
+        c.len = slot.len;
+        c.key = key;
+        c.to = to;
+        c.expires_at = now + 64 * T1;
+        c.interval = T1;
+        c.session = session;
+        c.retransmit_at = session.map(|_| now + T1);
+        let (expires, retransmit) = (c.expires_at, c.retransmit_at);
+        self.completed_index.insert(key, h.index);
+        self.schedule(expires, Timer::Completed(h.pack()));
+        if let Some(at) = retransmit {
+            self.schedule(at, Timer::Completed(h.pack()));
+        }
+        Some(h)
+    }
+
+    /// Answers a UDP retransmission from the response kept for it.
+    fn resend_completed(&mut self, key: u64) -> bool {
+        let found = self.completed_index.candidates(key).find_map(|i| {
+            let h = self.completed.handle_at(i)?;
+            (self.completed.get(h)?.key == key).then_some(h)
+        });
+        let Some(h) = found else { return false };
+        let c = self.completed.get(h).expect("just found");
+        if !self.out.push(c.to, |buf| copy_into(buf, &c.bytes[..c.len])) {
+            self.counters.transmit_drops += 1;
+        }
+        true
+    }
+
+    fn completed_timer(&mut self, h: Handle) {
+        let now = self.now;
+        let Some(c) = self.completed.get_mut(h) else { return };
+        if c.expires_at <= now {
+            // Kept long enough (64*T1). An INVITE 2xx still unacknowledged
+            // means the dialog is dead (RFC 3261 §13.3.1.4).
+            let (key, session, unacked) = (c.key, c.session, c.retransmit_at.is_some());
+            self.completed_index.remove(key, h.index);
+            self.completed.free(h);
+            if let (Some(s), true) = (session, unacked) {
+                log::info!("session ended: the 200 to its INVITE was never acknowledged");
+                self.end_session(s, true);
+            }
+            return;
+        }
+        let Some(at) = c.retransmit_at.filter(|&at| at <= now) else { return };
+        let _ = at;
+        c.interval = (c.interval * 2).min(T2);
+        let next = now + c.interval;
+        c.retransmit_at = Some(next);
+        let c = self.completed.get(h).expect("still there");
+        if !self.out.push(c.to, |buf| copy_into(buf, &c.bytes[..c.len])) {
+            self.counters.transmit_drops += 1;
+        }
+        self.schedule(next, Timer::Completed(h.pack()));
+    }
+
+    /// The session of an in-dialog request.
+    fn dialog_of(&self, m: &Message<'_>) -> Option<Handle> {
+        let call_id = m.call_id().ok()?;
+        let remote = m.from().ok()?.tag()?;
+        let local = m.to().ok()?.tag()?;
+        self.sessions.find_dialog(call_id, remote, Some(local))
+    }
+
+    /// Checks the CSeq of an in-dialog request (RFC 3261 §12.2.2): it
+    /// must be higher than the last one. Answers 500 and returns false
+    /// when it is not.
+    fn in_order(&mut self, from: Peer, m: &Message<'_>, h: Handle) -> bool {
+        let cseq = m.cseq().map(|c| c.number).unwrap_or(0);
+        let Some(s) = self.sessions.get_mut(h) else { return false };
+        if cseq <= s.remote_cseq {
+            self.respond(from, m, 500, "Server Internal Error: CSeq out of order", None, |_| Ok(()));
+            return false;
+        }
+        s.remote_cseq = cseq;
+        true
+    }
+
+    fn invite(&mut self, from: Peer, m: &Message<'_>) {
+        let now = self.now;
+        if !m.content_type().ok().flatten().is_some_and(|t| t.is("application", "csta+xml")) {
+            self.counters.refused_body += 1;
+            let reason = "Unsupported Media Type: the body must be application/csta+xml";
+            return self.respond(from, m, 415, reason, None, |w| w.header("Accept", CSTA_XML).map(drop));
+        }
+        let doc = match csta::parse(m.body()) {
+            Ok(doc) => doc,
+            Err(e) => {
+                self.counters.refused_body += 1;
+                return self.respond(from, m, 400, Reason("Malformed CSTA body: ", e), None, |_| Ok(()));
+            }
+        };
+        let Csta::Request(Request::RequestSystemStatus { line }) = doc.message else {
+            self.counters.refused_body += 1;
+            let reason = "Not Acceptable Here: only RequestSystemStatus opens a session";
+            return self.respond(from, m, 488, reason, None, |_| Ok(()));
+        };
+        let from_header = m.from().expect("checked by check_request");
+        let user = from_header.uri;
+        let Some(remote_tag) = from_header.tag() else {
+            return self.respond(from, m, 400, "Bad Request: no tag in From", None, |_| Ok(()));
+        };
+        let mut scratch = [0u8; 128];
+        let requested = match line.map(|l| l.unescape_into(&mut scratch).map(Number::parse)) {
+            None => None,
+            Some(Ok(Ok(n))) => Some(n),
+            Some(_) => {
+                return self.respond(from, m, 400, "Bad Request: lcs:line is not a telephone number", None, |_| Ok(()));
+            }
+        };
+        if !self.appearances.knows(user) {
+            self.counters.refused_user += 1;
+            log::info!("{from}: INVITE refused: unknown user {user}");
+            return self.respond(from, m, 403, "Forbidden: unknown user", None, |_| Ok(()));
+        }
+        let Some(line) = self.appearances.line_for(user, requested.as_ref()).and_then(copy_str::<MAX_URI>) else {
+            self.counters.refused_user += 1;
+            log::info!("{from}: INVITE refused: {user} asked for a line not assigned to them");
+            return self.respond(from, m, 403, "Forbidden: line not assigned to the user", None, |_| Ok(()));
+        };
+        let session_expires = match session_expires(m) {
+            Ok(se) => se,
+            Err(()) => return self.respond(from, m, 400, "Bad Request: malformed Session-Expires", None, |_| Ok(())),
+        };
+        if session_expires.is_some_and(|se| se < MIN_SE) {
+            return self.respond(from, m, 422, "Session Interval Too Small", None, |w| {
+                w.header_fmt("Min-SE", MIN_SE).map(drop)
+            });
+        }
+        // Everything the session keeps must fit its fixed fields.
+        let fields = SessionFields::read(m);
+        let Some(fields) = fields else {
+            return self.respond(
+                from,
+                m,
+                400,
+                "Bad Request: a dialog header is missing or too long for this gateway",
+                None,
+                |_| Ok(()),
+            );
+        };
+        let _ = remote_tag;
+        if let Some(old) = self.sessions.find_user_line(user, &line) {
+            self.counters.sessions_replaced += 1;
+            log::info!("session of {user} on {line} replaced by a new INVITE");
+            self.end_session(old, true);
+        }
+        let Some(slot) = self.nodes.pick() else {
+            self.counters.refused_no_node += 1;
+            log::info!("{from}: INVITE of {user} refused: no CTI node is up");
+            let retry = self.nodes.timing().reconnect_interval.as_secs().max(1);
+            return self.respond(from, m, 503, "Service Unavailable: no CTI node is up", None, |w| {
+                w.header_fmt("Retry-After", retry).map(drop)
+            });
+        };
+        let connection_id = self.nodes.connection_id(slot).expect("a picked node is up");
+        let local_tag = self.fresh_tag();
+        let namespace = doc.namespace;
+        let opened = self.sessions.open(now, |s| {
+            s.call_id = fields.call_id;
+            s.remote_tag = fields.remote_tag;
+            s.local_tag = local_tag.clone();
+            s.user = fields.user;
+            s.local_uri = fields.local_uri;
+            s.remote_target = fields.remote_target;
+            s.routes = fields.routes;
+            s.line = line.clone();
+            s.peer = from;
+            s.namespace = namespace;
+            s.slot = slot;
+            s.connection_id = connection_id;
+            s.remote_cseq = fields.cseq;
+            s.invite_cseq = fields.cseq;
+            s.session_expires = session_expires.map(|se| Duration::from_secs(u64::from(se)));
+        });
+        let Some(h) = opened else {
+            self.counters.refused_full += 1;
+            log::warn!(
+                "{from}: INVITE of {user} refused: the session table is full ({} sessions)",
+                self.sessions.capacity()
+            );
+            let retry = self.config.retry_after_full;
+            return self.respond(from, m, 503, "Service Unavailable: session table full", None, |w| {
+                w.header_fmt("Retry-After", retry).map(drop)
+            });
+        };
+        self.counters.sessions_opened += 1;
+        log::info!("session opened: {user} on {line}, {slot}, from {from}");
+        self.answer_invite(from, m, h, session_expires, true);
+    }
+
+    /// The 200 to an INVITE or re-INVITE (and to UPDATE): Contact,
+    /// session timer, and RequestSystemStatusResponse when `with_status`.
+    fn answer_invite(&mut self, from: Peer, m: &Message<'_>, h: Handle, se: Option<u32>, with_status: bool) {
+        let Some(s) = self.sessions.get(h) else { return };
+        let (tag, namespace, up) = (s.local_tag.clone(), s.namespace, self.nodes.state(s.slot) == LinkState::Up);
+        let transport = if from.transport.is_reliable() { "tcp" } else { "udp" };
+        let (host, port) = (self.config.sip_host.clone(), self.config.sip_port);
+        let require_timer = se.is_some() && m.supports("timer");
+        let status = Response::SystemStatus(if up { SystemStatus::Normal } else { SystemStatus::Disabled });
+        let extra = |w: &mut MessageWriter<'_>| {
+            w.header_fmt("Contact", format_args!("<sip:{host}:{port};transport={transport}>"))?;
+            w.header("Allow", ALLOW)?.header("Supported", "timer")?;
+            if let Some(se) = se {
+                w.header_fmt("Session-Expires", format_args!("{se};refresher=uac"))?;
+                if require_timer {
+                    w.header("Require", "timer")?;
+                }
+            }
+            Ok(())
+        };
+        let body = with_status.then_some(|o: &mut OutBuf<'_>| status.write(namespace, o));
+        self.respond_with(from, m, 200, "OK", Some(&tag), extra, body);
+        if m.method() == Some(Method::Invite) && !from.transport.is_reliable() {
+            let Some(key) = transaction_key(m, &from) else { return };
+            let kept = self.keep_completed(key, from, Some(h));
+            if let Some(s) = self.sessions.get_mut(h) {
+                if let Some(old) = core::mem::replace(&mut s.invite_2xx, kept) {
+                    if let Some(c) = self.completed.get_mut(old) {
+                        c.retransmit_at = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A re-INVITE or UPDATE: a session refresh.
+    fn refresh(&mut self, from: Peer, m: &Message<'_>) {
+        let Some(h) = self.dialog_of(m) else {
+            return self.respond(from, m, 481, "Call/Transaction Does Not Exist", None, |_| Ok(()));
+        };
+        if !self.in_order(from, m, h) {
+            return;
+        }
+        let se = match session_expires(m) {
+            Ok(se) => se,
+            Err(()) => return self.respond(from, m, 400, "Bad Request: malformed Session-Expires", None, |_| Ok(())),
+        };
+        if let Some(s) = self.sessions.get_mut(h) {
+            s.refreshed_at = self.now;
+            if let Some(se) = se {
+                s.session_expires = Some(Duration::from_secs(u64::from(se)));
+            }
+            if m.method() == Some(Method::Invite) {
+                s.invite_cseq = m.cseq().map(|c| c.number).unwrap_or(0);
+            }
+        }
+        let with_status = m.content_type().ok().flatten().is_some_and(|t| t.is("application", "csta+xml"));
+        self.answer_invite(from, m, h, se, with_status);
+    }
+
+    fn ack(&mut self, m: &Message<'_>) {
+        let Some(h) = self.dialog_of(m) else { return };
+        let Some(kept) = self.sessions.get(h).and_then(|s| s.invite_2xx) else { return };
+        if let Some(c) = self.completed.get_mut(kept) {
+            c.retransmit_at = None;
+        }
+    }
+
+    fn bye(&mut self, from: Peer, m: &Message<'_>) {
+        let Some(h) = self.dialog_of(m) else {
+            return self.respond(from, m, 481, "Call/Transaction Does Not Exist", None, |_| Ok(()));
+        };
+        self.respond(from, m, 200, "OK", None, |_| Ok(()));
+        if let Some(s) = self.sessions.get(h) {
+            log::info!("session closed by {}: {} on {}", from, s.user, s.line);
+        }
+        self.end_session(h, false);
+    }
+
+    /// Answers an INFO (or a pending one) with a CSTA document.
+    fn answer_csta(&mut self, to: Peer, m: &Message<'_>, namespace: Namespace, message: &Csta<'_>) {
+        self.respond_with(to, m, 200, "OK", None, |_| Ok(()), Some(|o: &mut OutBuf<'_>| message.write(namespace, o)));
+    }
+
+    fn info(&mut self, from: Peer, m: &Message<'_>) {
+        let Some(h) = self.dialog_of(m) else {
+            return self.respond(from, m, 481, "Call/Transaction Does Not Exist", None, |_| Ok(()));
+        };
+        if !self.in_order(from, m, h) {
+            return;
+        }
+        if !m.content_type().ok().flatten().is_some_and(|t| t.is("application", "csta+xml")) {
+            let reason = "Unsupported Media Type: the body must be application/csta+xml";
+            return self.respond(from, m, 415, reason, None, |w| w.header("Accept", CSTA_XML).map(drop));
+        }
+        let s = self.sessions.get(h).expect("found above");
+        let namespace = s.namespace;
+        if s.ending {
+            return self.answer_csta(from, m, namespace, &Csta::Error(ErrorCode::RESOURCE_OUT_OF_SERVICE));
+        }
+        let doc = match csta::parse(m.body()) {
+            Ok(doc) => doc,
+            Err(e)
+                if matches!(
+                    e,
+                    csta::Error::UnknownMessage
+                        | csta::Error::MissingElement(_)
+                        | csta::Error::BadValue(_)
+                        | csta::Error::TooManyItems(_)
+                ) =>
+            {
+                return self.answer_csta(from, m, namespace, &Csta::Error(e.error_code()));
+            }
+            Err(e) => return self.respond(from, m, 400, Reason("Malformed CSTA body: ", e), None, |_| Ok(())),
+        };
+        let Csta::Request(request) = doc.message else {
+            return self.respond(from, m, 400, "Bad Request: the body is not a CSTA request", None, |_| Ok(()));
+        };
+        match request {
+            Request::GetCstaFeatures { .. } => {
+                self.answer_csta(from, m, namespace, &Csta::Response(Response::Features(Services::all())))
+            }
+            Request::RequestSystemStatus { .. } => {
+                let up = self.nodes.state(s.slot) == LinkState::Up
+                    && self.nodes.connection_id(s.slot) == Some(s.connection_id);
+                let status = if up { SystemStatus::Normal } else { SystemStatus::Disabled };
+                self.answer_csta(from, m, namespace, &Csta::Response(Response::SystemStatus(status)))
+            }
+            _ => self.relay(from, m, h, &request),
+        }
+    }
+
+    /// Relays a request to the session's node, after checking the user
+    /// may touch what it names; refusals are answered at once.
+    fn relay(&mut self, from: Peer, m: &Message<'_>, h: Handle, request: &Request<'_>) {
+        let s = self.sessions.get(h).expect("checked by the caller");
+        let namespace = s.namespace;
+        let refuse = |code: ErrorCode<'static>| Csta::Error(code);
+        // Line appearances: every controlled device must be the user's.
+        let mut scratch = [0u8; 128];
+        let allowed = request.controlled_devices().into_iter().flatten().all(|device| match device {
+            Some(text) => text.unescape_into(&mut scratch).is_ok_and(|d| self.appearances.may_control(&s.user, d)),
+            None => false, // a connection without its device cannot be authorised
+        });
+        let monitor_ok = match request {
+            Request::MonitorStop { monitor } => s.monitors.iter().any(|x| monitor.eq_str(x)),
+            _ => true,
+        };
+        let room_for_monitor = !matches!(request, Request::MonitorStart { .. }) || s.monitors.len() < MAX_MONITORS;
+        let node_up =
+            self.nodes.state(s.slot) == LinkState::Up && self.nodes.connection_id(s.slot) == Some(s.connection_id);
+        let (slot, user) = (s.slot, s.user.clone());
+        let verdict = if !allowed {
+            self.counters.privilege_violations += 1;
+            log::info!("{user}: {} refused: a device not assigned to the user", request.service().request_name());
+            Some(ErrorCode::PRIVILEGE_VIOLATION)
+        } else if !monitor_ok {
+            Some(ErrorCode::INVALID_MONITOR_CROSS_REF_ID)
+        } else if !room_for_monitor {
+            Some(ErrorCode::OBJECT_MONITOR_LIMIT_EXCEEDED)
+        } else if !node_up {
+            self.counters.node_down_refusals += 1;
+            Some(ErrorCode::RESOURCE_OUT_OF_SERVICE)
+        } else {
+            None
+        };
+        if let Some(code) = verdict {
+            return self.answer_csta(from, m, namespace, &refuse(code));
+        }
+        let bytes = m.as_bytes();
+        let Some((p, pending)) = self.pending.alloc().filter(|(_, p)| bytes.len() <= p.request.len()) else {
+            log::warn!("{user}: {} refused: too many requests waiting for the nodes", request.service().request_name());
+            return self.answer_csta(from, m, namespace, &refuse(ErrorCode::RESOURCE_BUSY));
+        };
+        pending.request[..bytes.len()].copy_from_slice(bytes);
+        pending.len = bytes.len();
+        pending.from = from;
+        pending.session = h;
+        pending.namespace = namespace;
+        let key = transaction_key(m, &from);
+        if let (Some(key), false) = (key, from.transport.is_reliable()) {
+            self.pending_index.insert(key, p.index);
+        }
+        match self.nodes.send_request(self.now, slot, RequestTag(p.pack()), request) {
+            Ok(_) => self.counters.relayed += 1,
+            Err(e) => {
+                self.forget_pending(p);
+                self.answer_csta(from, m, namespace, &refuse(e.error_code()));
+            }
+        }
+    }
+
+    fn forget_pending(&mut self, p: Handle) {
+        let Some(pending) = self.pending.get(p) else { return };
+        if let Ok(m) = Message::parse(&pending.request[..pending.len]) {
+            if let Some(key) = transaction_key(&m, &pending.from) {
+                self.pending_index.remove(key, p.index);
+            }
+        }
+        self.pending.free(p);
+    }
+
+    /// A node answered (or could not answer) a relayed request.
+    fn node_answered(&mut self, tag: RequestTag, answer: Result<&[u8], ErrorCode<'static>>) {
+        if tag.0 >= INTERNAL {
+            return; // the gateway's own MonitorStop
+        }
+        let p = Handle::unpack(tag.0);
+        let Some(pending) = self.pending.get_mut(p) else { return };
+        // The stored request is moved out while it is answered: the
+        // answer needs the whole gateway. Taking a boxed slice does not allocate.
+        let request = core::mem::take(&mut pending.request);
+        let (len, from, session, namespace) = (pending.len, pending.from, pending.session, pending.namespace);
+        if let Ok(m) = Message::parse(&request[..len]) {
+            let answer_doc = answer.map(csta::parse);
+            let message = match &answer_doc {
+                Ok(Ok(doc)) => Some(&doc.message),
+                _ => None,
+            };
+            // Monitors: learn the ids the node gives, forget stopped ones.
+            match message {
+                Some(Csta::Response(Response::MonitorStarted { monitor })) => {
+                    let mut scratch = [0u8; 64];
+                    if let Ok(xref) = monitor.unescape_into(&mut scratch) {
+                        self.sessions.add_monitor(session, xref);
+                    }
+                }
+                Some(Csta::Response(Response::Ack(Service::MonitorStop))) => {
+                    if let Ok(csta::Document { message: Csta::Request(Request::MonitorStop { monitor }), .. }) =
+                        csta::parse(m.body())
+                    {
+                        let mut scratch = [0u8; 64];
+                        if let Ok(xref) = monitor.unescape_into(&mut scratch) {
+                            self.sessions.remove_monitor(session, xref);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            match &answer_doc {
+                Ok(Ok(doc)) => self.answer_csta(from, &m, namespace, &doc.message),
+                // The node's document did not parse: tell Lync it failed.
+                Ok(Err(_)) => self.answer_csta(from, &m, namespace, &Csta::Error(ErrorCode::GENERIC_OPERATION)),
+                Err(code) => self.answer_csta(from, &m, namespace, &Csta::Error(*code)),
+            }
+            if let Some(key) = transaction_key(&m, &from) {
+                self.pending_index.remove(key, p.index);
+            }
+        }
+        if let Some(pending) = self.pending.get_mut(p) {
+            pending.request = request;
+        }
+        self.pending.free(p);
+    }
+
+    /// An event from the node in `slot`: to the session that monitors it.
+    fn node_event(&mut self, slot: SlotId, body: &[u8]) {
+        let Ok(doc) = csta::parse(body) else { return };
+        let Csta::Event(event) = &doc.message else { return };
+        let mut scratch = [0u8; 64];
+        let Ok(xref) = event.monitor().unescape_into(&mut scratch) else { return };
+        let Some(h) = self.sessions.find_monitor(slot, xref) else {
+            self.counters.events_unknown += 1;
+            log::debug!("{slot}: event for unknown monitor {xref} dropped");
+            return;
+        };
+        self.send_in_dialog(h, ClientKind::EventInfo, Some(event));
+    }
+
+    /// Sends the gateway's own request in the session's dialog: an event
+    /// INFO, or a BYE. Over UDP it is retransmitted until answered.
+    fn send_in_dialog(&mut self, h: Handle, kind: ClientKind, event: Option<&csta::Event<'_>>) {
+        let now = self.now;
+        let Some(s) = self.sessions.get_mut(h) else { return };
+        if s.ending && kind == ClientKind::EventInfo {
+            return;
+        }
+        s.local_cseq += 1;
+        let s = self.sessions.get(h).expect("just used");
+        let Some((ch, c)) = self.client.alloc() else {
+            self.counters.transmit_drops += 1;
+            log::warn!("{}: event dropped: too many INFOs waiting for answers", s.user);
+            return;
+        };
+        let mut branch = [0u8; 40];
+        let mut b = OutBuf::new(&mut branch);
+        let _ = write!(b, "{BRANCH}{:x}", ch.pack());
+        let branch = core::str::from_utf8(b.as_bytes()).unwrap_or(BRANCH);
+        let mut routes: [&str; MAX_ROUTES] = [""; MAX_ROUTES];
+        for (r, route) in routes.iter_mut().zip(&s.routes) {
+            *r = route;
+        }
+        let mut sent_by = [0u8; 80];
+        let mut out = OutBuf::new(&mut sent_by);
+        let _ = write!(out, "{}:{}", self.config.sip_host, self.config.sip_port);
+        let sent_by = core::str::from_utf8(out.as_bytes()).unwrap_or("");
+        let mut contact = [0u8; 120];
+        let mut out = OutBuf::new(&mut contact);
+        let transport = if s.peer.transport.is_reliable() { "tcp" } else { "udp" };
+        let _ = write!(out, "sip:{}:{};transport={transport}", self.config.sip_host, self.config.sip_port);
+        let contact = core::str::from_utf8(out.as_bytes()).unwrap_or("");
+        let target = if s.remote_target.is_empty() { s.user.as_str() } else { s.remote_target.as_str() };
+        let d = DialogRequest {
+            method: if kind == ClientKind::Bye { Method::Bye } else { Method::Info },
+            request_uri: target,
+            route_set: &routes[..s.routes.len()],
+            via_transport: s.peer.transport.token(),
+            via_sent_by: sent_by,
+            branch,
+            local_uri: &s.local_uri,
+            local_tag: &s.local_tag,
+            remote_uri: &s.user,
+            remote_tag: &s.remote_tag,
+            call_id: &s.call_id,
+            cseq: s.local_cseq,
+            contact,
+        };
+        let namespace = s.namespace;
+        let written = MessageWriter::in_dialog(&mut c.bytes, &d).and_then(|w| match event {
+            Some(event) => w.finish_with_body(CSTA_XML, |o| event.write(namespace, o)).map(|b| b.len()),
+            None => w.finish().map(|b| b.len()),
+        });
+        let Ok(len) = written else {
+            self.client.free(ch);
+            self.counters.transmit_drops += 1;
+            return;
+        };
+        c.len = len;
+        c.kind = kind;
+        c.session = h;
+        c.to = s.peer;
+        c.interval = T1;
+        c.retransmit_at = (!s.peer.transport.is_reliable()).then_some(now + T1);
+        c.timeout_at = now + 64 * T1;
+        let (retransmit, timeout) = (c.retransmit_at, c.timeout_at);
+        let c = self.client.get(ch).expect("just filled");
+        if !self.out.push(c.to, |buf| copy_into(buf, &c.bytes[..c.len])) {
+            self.counters.transmit_drops += 1;
+        }
+        if kind == ClientKind::EventInfo {
+            self.counters.events_relayed += 1;
+        }
+        self.schedule(timeout, Timer::Client(ch.pack()));
+        if let Some(at) = retransmit {
+            self.schedule(at, Timer::Client(ch.pack()));
+        }
+    }
+
+    fn client_timer(&mut self, h: Handle) {
+        let now = self.now;
+        let Some(c) = self.client.get_mut(h) else { return };
+        if c.timeout_at <= now {
+            // Timer F: never answered.
+            let (kind, session) = (c.kind, c.session);
+            self.client.free(h);
+            if kind == ClientKind::EventInfo {
+                self.counters.event_timeouts += 1;
+                log::info!("session ended: an event INFO was never answered (dead dialog)");
+                self.end_session(session, true);
+            }
+            return;
+        }
+        if c.retransmit_at.is_none_or(|at| at > now) {
+            return;
+        }
+        // Timer E: retransmit, doubling up to T2.
+        c.interval = (c.interval * 2).min(T2);
+        let next = now + c.interval;
+        c.retransmit_at = Some(next);
+        let c = self.client.get(h).expect("still there");
+        if !self.out.push(c.to, |buf| copy_into(buf, &c.bytes[..c.len])) {
+            self.counters.transmit_drops += 1;
+        }
+        self.schedule(next, Timer::Client(h.pack()));
+    }
+
+    /// A response to one of the gateway's own requests.
+    fn handle_response(&mut self, m: &Message<'_>) {
+        let Some(code) = m.status_code() else { return };
+        let Some(h) = m
+            .via()
+            .ok()
+            .and_then(|v| v.branch())
+            .and_then(|b| b.strip_prefix(BRANCH))
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .map(Handle::unpack)
+        else {
+            return;
+        };
+        let Some(c) = self.client.get(h) else { return };
+        if code < 200 {
+            return;
+        }
+        let (kind, session) = (c.kind, c.session);
+        self.client.free(h);
+        if kind == ClientKind::EventInfo && code >= 300 {
+            // 481: the dialog is gone at Lync's end; anything else: end it.
+            let bye = code != 481 && code != 408;
+            log::info!("session ended: Lync answered an event INFO with {code}");
+            self.end_session(session, bye);
+        }
+    }
+
+    /// Ends a session: its monitors are stopped on the node and, when
+    /// `bye`, Lync gets a BYE (as soon as the outgoing queue has room).
+    fn end_session(&mut self, h: Handle, bye: bool) {
+        let now = self.now;
+        let Some(s) = self.sessions.get_mut(h) else { return };
+        if s.ending {
+            return;
+        }
+        s.ending = true;
+        if let Some(kept) = s.invite_2xx.take() {
+            if let Some(c) = self.completed.get_mut(kept) {
+                c.retransmit_at = None;
+            }
+        }
+        let s = self.sessions.get(h).expect("just used");
+        let (slot, connection_id) = (s.slot, s.connection_id);
+        let on_same_connection =
+            self.nodes.state(slot) == LinkState::Up && self.nodes.connection_id(slot) == Some(connection_id);
+        let mut monitors: heapless::Vec<String<{ session::MAX_XREF }>, MAX_MONITORS> = heapless::Vec::new();
+        for xref in &s.monitors {
+            let _ = monitors.push(xref.clone());
+        }
+        if on_same_connection {
+            for xref in &monitors {
+                self.next_tag += 1;
+                let stop = Request::MonitorStop { monitor: csta::Text::literal(xref) };
+                let _ = self.nodes.send_request(now, slot, RequestTag(INTERNAL | self.next_tag), &stop);
+            }
+        }
+        self.counters.sessions_closed += 1;
+        if !bye {
+            self.sessions.close(h);
+        } else if self.out.room() > 1 && self.byes.is_empty() {
+            self.send_bye_and_close(h);
+        } else {
+            self.byes.push_back(h);
+        }
+    }
+
+    fn send_bye_and_close(&mut self, h: Handle) {
+        self.send_in_dialog(h, ClientKind::Bye, None);
+        self.sessions.close(h);
+    }
+
+    /// Sessions whose refresh interval (RFC 4028) passed without a refresh.
+    fn sweep_expired_sessions(&mut self) {
+        let now = self.now;
+        let mut expired: heapless::Vec<Handle, 64> = heapless::Vec::new();
+        for (h, s) in self.sessions.iter() {
+            if s.ending {
+                continue;
+            }
+            if s.session_expires.is_some_and(|se| now >= s.refreshed_at + se) && expired.push(h).is_err() {
+                break; // the rest at the next sweep
+            }
+        }
+        for h in expired {
+            if let Some(s) = self.sessions.get(h) {
+                log::info!("session of {} expired: not refreshed within its Session-Expires", s.user);
+            }
+            self.end_session(h, true);
+        }
+    }
+
+    /// A node came up with a new connection: the sessions bound to its old
+    /// connection are ended, so Lync re-INVITEs onto a live node.
+    fn node_up(&mut self, slot: SlotId, connection_id: u64) {
+        let mut stale: heapless::Vec<Handle, 256> = heapless::Vec::new();
+        loop {
+            stale.clear();
+            for (h, s) in self.sessions.iter() {
+                if s.slot == slot && s.connection_id != connection_id && !s.ending && stale.push(h).is_err() {
+                    break;
+                }
+            }
+            if stale.is_empty() {
+                return;
+            }
+            log::info!(
+                "{slot}: back with connection {connection_id}; ending {} sessions of its old connection",
+                stale.len()
+            );
+            for h in stale.iter().copied() {
+                self.end_session(h, true);
+            }
+        }
+    }
+
+    /// A TCP connection closed: its sessions cannot be reached any more.
+    pub fn tcp_closed(&mut self, now: Instant, conn: super::ConnId) {
+        self.now = now;
+        let mut gone: heapless::Vec<Handle, 256> = heapless::Vec::new();
+        loop {
+            gone.clear();
+            for (h, s) in self.sessions.iter() {
+                if s.peer.transport == Transport::Tcp(conn) && !s.ending && gone.push(h).is_err() {
+                    break;
+                }
+            }
+            if gone.is_empty() {
+                return;
+            }
+            for h in gone.iter().copied() {
+                if let Some(s) = self.sessions.get(h) {
+                    log::info!("session of {} ended: its TCP connection closed", s.user);
+                }
+                self.end_session(h, false);
+            }
+        }
+    }
+
+    fn drain_cti_events(&mut self, _now: Instant) {
+        while let Some(event) = self.nodes.poll_event() {
+            log_event(&event);
+            match event {
+                CtiEvent::NodeUp { slot, connection_id } => self.node_up(slot, connection_id),
+                CtiEvent::RequestFailed { tag, failure, .. } => self.node_answered(tag, Err(failure.error_code())),
+                _ => {}
+            }
+        }
+    }
+
+    fn fresh_tag(&mut self) -> String<MAX_TAG> {
+        self.next_tag += 1;
+        let mut tag = String::new();
+        let _ = write!(tag, "gw{:x}", self.next_tag);
+        tag
+    }
+}
+
+impl CtiHost for Gateway {
+    fn cti_connected(&mut self, now: Instant, slot: SlotId) {
+        self.now = now;
+        self.nodes.connected(now, slot);
+        self.drain_cti_events(now);
+    }
+
+    fn cti_connect_failed(&mut self, now: Instant, slot: SlotId) {
+        self.now = now;
+        self.nodes.connect_failed(now, slot);
+        self.drain_cti_events(now);
+    }
+
+    fn cti_closed(&mut self, now: Instant, slot: SlotId) {
+        self.now = now;
+        self.nodes.closed(now, slot);
+        self.drain_cti_events(now);
+    }
+
+    fn cti_received(&mut self, now: Instant, slot: SlotId, bytes: &[u8]) {
+        self.now = now;
+        // Each frame's document is copied out of the link's buffer into the
+        // inbox (taken out of self: no allocation) before it is handled.
+        let mut inbox = core::mem::take(&mut self.inbox);
+        let mut rest = bytes;
+        loop {
+            let spare = self.nodes.rx_spare(slot);
+            let n = spare.len().min(rest.len());
+            spare[..n].copy_from_slice(&rest[..n]);
+            self.nodes.received(slot, n);
+            rest = &rest[n..];
+            loop {
+                let (what, len) = match self.nodes.next_incoming(now, slot) {
+                    None => break,
+                    Some(Incoming::Handled) => continue,
+                    Some(Incoming::Response { tag, body, .. }) => {
+                        let len = body.len().min(inbox.len());
+                        inbox[..len].copy_from_slice(&body[..len]);
+                        (Some(tag), len)
+                    }
+                    Some(Incoming::Event { body, .. }) => {
+                        let len = body.len().min(inbox.len());
+                        inbox[..len].copy_from_slice(&body[..len]);
+                        (None, len)
+                    }
+                };
+                match what {
+                    Some(tag) => self.node_answered(tag, Ok(&inbox[..len])),
+                    None => self.node_event(slot, &inbox[..len]),
+                }
+            }
+            if rest.is_empty() || n == 0 {
+                break;
+            }
+        }
+        self.inbox = inbox;
+        self.drain_cti_events(now);
+    }
+
+    fn cti_tx(&self, slot: SlotId) -> &[u8] {
+        self.nodes.tx_pending(slot)
+    }
+
+    fn cti_transmitted(&mut self, slot: SlotId, n: usize) {
+        self.nodes.transmitted(slot, n);
+    }
+
+    fn cti_timeout(&mut self, now: Instant) {
+        self.handle_timeout(now);
+    }
+
+    fn cti_deadline(&self) -> Option<Instant> {
+        self.poll_timeout()
+    }
+
+    fn cti_action(&mut self) -> Option<LinkAction> {
+        self.nodes.poll_action()
+    }
+}
+
+/// What a session keeps of the INVITE that opens it, checked to fit.
+struct SessionFields {
+    call_id: String<MAX_CALL_ID>,
+    remote_tag: String<MAX_TAG>,
+    user: String<MAX_URI>,
+    local_uri: String<MAX_URI>,
+    remote_target: String<MAX_URI>,
+    routes: heapless::Vec<String<MAX_ROUTE>, MAX_ROUTES>,
+    cseq: u32,
+}
+
+impl SessionFields {
+    fn read(m: &Message<'_>) -> Option<SessionFields> {
+        let from = m.from().ok()?;
+        let mut routes = heapless::Vec::new();
+        for route in m.name_addrs(HeaderName::RecordRoute) {
+            let route = route.ok()?;
+            let mut text: String<MAX_ROUTE> = String::new();
+            write!(text, "<{}>{}", route.uri, route.params.as_str()).ok()?;
+            routes.push(text).ok()?;
+        }
+        Some(SessionFields {
+            call_id: copy_str(m.call_id().ok()?)?,
+            remote_tag: copy_str(from.tag()?)?,
+            user: copy_str(from.uri)?,
+            local_uri: copy_str(m.to().ok()?.uri)?,
+            remote_target: copy_str(m.contact().ok()??.uri)?,
+            routes,
+            cseq: m.cseq().ok()?.number,
+        })
+    }
+}
+
+/// Session-Expires (RFC 4028), in seconds: `Ok(None)` when absent.
+fn session_expires(m: &Message<'_>) -> Result<Option<u32>, ()> {
+    let Some(value) = m.single(HeaderName::SessionExpires).map_err(drop)? else { return Ok(None) };
+    let delta = value.split(';').next().unwrap_or("").trim();
+    let n = sip::grammar::parse_digits(delta).ok_or(())?;
+    Ok(Some(u32::try_from(n).unwrap_or(u32::MAX)))
+}
+
+/// The first option of Require this gateway does not support.
+fn unsupported_requirement<'a>(m: &Message<'a>) -> Option<&'a str> {
+    m.list(HeaderName::Require).filter_map(Result::ok).find(|tag| !tag.eq_ignore_ascii_case("timer"))
+}
+
+fn copy_into(buf: &mut [u8], bytes: &[u8]) -> Result<usize, Overflow> {
+    buf.get_mut(..bytes.len()).ok_or(Overflow)?.copy_from_slice(bytes);
+    Ok(bytes.len())
+}
+
+/// A reason phrase: a fixed prefix and what went wrong.
+struct Reason<E>(&'static str, E);
+
+impl<E: core::fmt::Display> core::fmt::Display for Reason<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}{}", self.0, self.1)
+    }
+}
+
+/// Rewrites a request whose start line (or Content-Length) was refused
+/// into one whose headers can be answered: a neutral request line, the
+/// original header lines minus Content-Length, no body. `None` for a
+/// response, or when the header block does not end.
+fn salvage(bytes: &[u8], scratch: &mut [u8]) -> Option<usize> {
+    let start = bytes.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let bytes = &bytes[start..];
+    if bytes.len() >= 4 && bytes[..4].eq_ignore_ascii_case(b"SIP/") {
+        return None;
+    }
+    let first_eol = bytes.iter().position(|&b| b == b'\n')?;
+    let head = &bytes[first_eol + 1..];
+    let end = head.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 2)?;
+    let mut out = OutBuf::new(scratch);
+    out.put(b"OPTIONS sip:invalid SIP/2.0\r\n").ok()?;
+    for line in head[..end].split(|&b| b == b'\n') {
+        let name = line.split(|&b| b == b':').next().unwrap_or(b"");
+        let name = core::str::from_utf8(name).unwrap_or("").trim();
+        if line.is_empty() || HeaderName::classify(name) == HeaderName::ContentLength {
+            continue;
+        }
+        out.put(line).ok()?;
+        out.put(b"\n").ok()?;
+    }
+    out.put(b"Content-Length: 0\r\n\r\n").ok()?;
+    Some(out.len())
+}

@@ -1,0 +1,130 @@
+//! A fixed pool of items reached by generation-checked handles: a handle
+//! to an item that was freed and reused no longer reaches it. Allocated
+//! once, at boot; never grows.
+
+/// A reference to an item of a [`Pool`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Handle {
+    /// The item's index.
+    pub index: u32,
+    /// The item's generation when the handle was made.
+    pub generation: u32,
+}
+
+impl Handle {
+    /// The handle as one number (for request tags and branches).
+    pub fn pack(self) -> u64 {
+        (u64::from(self.generation) << 32) | u64::from(self.index)
+    }
+
+    /// The handle [`Handle::pack`] made `n` from.
+    pub fn unpack(n: u64) -> Handle {
+        Handle { index: n as u32, generation: (n >> 32) as u32 }
+    }
+}
+
+/// `capacity` items, each free or in use.
+pub struct Pool<T> {
+    items: Box<[T]>,
+    generations: Box<[u32]>,
+    in_use: Box<[bool]>,
+    free: Vec<u32>,
+}
+
+impl<T> Pool<T> {
+    /// A pool of `capacity` items made by `make`.
+    pub fn new(capacity: usize, mut make: impl FnMut() -> T) -> Pool<T> {
+        Pool {
+            items: (0..capacity).map(|_| make()).collect(),
+            generations: vec![0; capacity].into_boxed_slice(),
+            in_use: vec![false; capacity].into_boxed_slice(),
+            free: (0..capacity as u32).rev().collect(),
+        }
+    }
+
+    /// Items in use.
+    pub fn len(&self) -> usize {
+        self.items.len() - self.free.len()
+    }
+
+    /// True when nothing is in use.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many items the pool holds.
+    pub fn capacity(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Takes a free item, or `None` when all are in use. The item keeps
+    /// what its last user left in it: the caller resets what it uses.
+    pub fn alloc(&mut self) -> Option<(Handle, &mut T)> {
+        let index = self.free.pop()?;
+        let i = index as usize;
+        self.in_use[i] = true;
+        Some((Handle { index, generation: self.generations[i] }, &mut self.items[i]))
+    }
+
+    /// Gives an item back; the handles to it stop working.
+    pub fn free(&mut self, h: Handle) {
+        if self.get(h).is_some() {
+            let i = h.index as usize;
+            self.in_use[i] = false;
+            self.generations[i] = self.generations[i].wrapping_add(1);
+            self.free.push(h.index);
+        }
+    }
+
+    /// The item `h` reaches, if it is still the one `h` was made for.
+    pub fn get(&self, h: Handle) -> Option<&T> {
+        let i = h.index as usize;
+        (i < self.items.len() && self.in_use[i] && self.generations[i] == h.generation).then(|| &self.items[i])
+    }
+
+    /// Like [`Pool::get`], mutable.
+    pub fn get_mut(&mut self, h: Handle) -> Option<&mut T> {
+        let i = h.index as usize;
+        (i < self.items.len() && self.in_use[i] && self.generations[i] == h.generation).then(|| &mut self.items[i])
+    }
+
+    /// The handle of the item at `index` if it is in use (index lookups).
+    pub fn handle_at(&self, index: u32) -> Option<Handle> {
+        let i = index as usize;
+        (i < self.items.len() && self.in_use[i]).then(|| Handle { index, generation: self.generations[i] })
+    }
+
+    /// Every item in use, with its handle.
+    pub fn iter(&self) -> impl Iterator<Item = (Handle, &T)> {
+        self.items
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.in_use[*i])
+            .map(|(i, item)| (Handle { index: i as u32, generation: self.generations[i] }, item))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_go_stale_when_items_are_reused() {
+        let mut pool = Pool::new(2, || 0u32);
+        let (a, item) = pool.alloc().unwrap();
+        *item = 7;
+        let (b, _) = pool.alloc().unwrap();
+        assert!(pool.alloc().is_none(), "full");
+        assert_eq!(pool.get(a), Some(&7));
+        pool.free(a);
+        assert_eq!(pool.get(a), None);
+        let (c, _) = pool.alloc().unwrap();
+        assert_eq!(c.index, a.index);
+        assert_ne!(c, a);
+        assert_eq!(pool.get(a), None, "the old handle does not reach the new item");
+        assert_eq!(Handle::unpack(b.pack()), b);
+        pool.free(a); // freeing twice is harmless
+        assert_eq!(pool.len(), 2);
+        assert_eq!(pool.iter().count(), 2);
+    }
+}

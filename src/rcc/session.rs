@@ -1,0 +1,288 @@
+//! The session table: one uaCSTA session (one SIP dialog) per signed-in
+//! user and line, in a fixed pool, with three indexes: by dialog
+//! (Call-ID), by user and line (newest wins), and by monitor (node slot
+//! and cross-reference id) for routing events.
+
+use std::time::{Duration, Instant};
+
+use heapless::{String, Vec};
+
+use super::Peer;
+use super::index::{Index, hash};
+use super::pool::{Handle, Pool};
+use crate::csta::Namespace;
+use crate::cti::SlotId;
+
+/// Longest Call-ID kept.
+pub const MAX_CALL_ID: usize = 128;
+/// Longest tag kept.
+pub const MAX_TAG: usize = 64;
+/// Longest URI kept (user, gateway URI, remote target).
+pub const MAX_URI: usize = 192;
+/// Longest route kept.
+pub const MAX_ROUTE: usize = 192;
+/// Most routes in a route set.
+pub const MAX_ROUTES: usize = 4;
+/// Most monitors one session may start.
+pub const MAX_MONITORS: usize = 4;
+/// Longest monitor cross-reference id kept.
+pub const MAX_XREF: usize = 32;
+
+/// One session.
+pub struct Session {
+    /// The dialog's Call-ID.
+    pub call_id: String<MAX_CALL_ID>,
+    /// Lync's tag.
+    pub remote_tag: String<MAX_TAG>,
+    /// The gateway's tag.
+    pub local_tag: String<MAX_TAG>,
+    /// The user (the INVITE's From URI).
+    pub user: String<MAX_URI>,
+    /// The gateway's URI as Lync addressed it (the INVITE's To URI).
+    pub local_uri: String<MAX_URI>,
+    /// Where in-dialog requests go (the INVITE's Contact).
+    pub remote_target: String<MAX_URI>,
+    /// The route set (the INVITE's Record-Route, in order).
+    pub routes: Vec<String<MAX_ROUTE>, MAX_ROUTES>,
+    /// The line the session controls.
+    pub line: String<MAX_URI>,
+    /// Where the dialog came from, and over what.
+    pub peer: Peer,
+    /// The CSTA edition Lync spoke in the INVITE.
+    pub namespace: Namespace,
+    /// The node the session is bound to, and its connection then.
+    pub slot: SlotId,
+    /// The node connection the session was opened on.
+    pub connection_id: u64,
+    /// The highest CSeq seen from Lync.
+    pub remote_cseq: u32,
+    /// The gateway's last CSeq in this dialog.
+    pub local_cseq: u32,
+    /// The monitors started through this session.
+    pub monitors: Vec<String<MAX_XREF>, MAX_MONITORS>,
+    /// Session refresh interval (RFC 4028), if negotiated.
+    pub session_expires: Option<Duration>,
+    /// When the session was last refreshed (INVITE, re-INVITE, UPDATE).
+    pub refreshed_at: Instant,
+    /// The stored 2xx of the INVITE, retransmitted over UDP until ACK.
+    pub invite_2xx: Option<Handle>,
+    /// The INVITE's CSeq (to match its retransmissions).
+    pub invite_cseq: u32,
+    /// Ending: a BYE is waiting to go out; nothing else is relayed.
+    pub ending: bool,
+}
+
+impl Session {
+    fn empty(now: Instant) -> Session {
+        Session {
+            call_id: String::new(),
+            remote_tag: String::new(),
+            local_tag: String::new(),
+            user: String::new(),
+            local_uri: String::new(),
+            remote_target: String::new(),
+            routes: Vec::new(),
+            line: String::new(),
+            peer: Peer { addr: "0.0.0.0:0".parse().expect("literal address"), transport: super::Transport::Udp },
+            namespace: Namespace::Ed3,
+            slot: SlotId::new(0).expect("slot 0"),
+            connection_id: 0,
+            remote_cseq: 0,
+            local_cseq: 0,
+            monitors: Vec::new(),
+            session_expires: None,
+            refreshed_at: now,
+            invite_2xx: None,
+            invite_cseq: 0,
+            ending: false,
+        }
+    }
+
+    fn user_line_hash(&self) -> u64 {
+        hash(&[self.user.as_bytes(), self.line.as_bytes()], true)
+    }
+}
+
+fn dialog_hash(call_id: &str) -> u64 {
+    hash(&[call_id.as_bytes()], false)
+}
+
+fn monitor_hash(slot: SlotId, xref: &str) -> u64 {
+    hash(&[&[slot.index() as u8], xref.as_bytes()], false)
+}
+
+/// The sessions and their indexes.
+pub struct Sessions {
+    pool: Pool<Session>,
+    by_dialog: Index,
+    by_user_line: Index,
+    by_monitor: Index,
+}
+
+impl Sessions {
+    /// A table of `capacity` sessions.
+    pub fn new(capacity: usize) -> Sessions {
+        let now = Instant::now();
+        Sessions {
+            pool: Pool::new(capacity, || Session::empty(now)),
+            by_dialog: Index::new(capacity),
+            by_user_line: Index::new(capacity),
+            by_monitor: Index::new(capacity * MAX_MONITORS),
+        }
+    }
+
+    /// Sessions open.
+    pub fn len(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// True when no session is open.
+    pub fn is_empty(&self) -> bool {
+        self.pool.is_empty()
+    }
+
+    /// How many sessions the table holds.
+    pub fn capacity(&self) -> usize {
+        self.pool.capacity()
+    }
+
+    /// Opens a session filled in by `fill`; `None` when the table is full.
+    /// The caller has checked that every field fits.
+    pub fn open(&mut self, now: Instant, fill: impl FnOnce(&mut Session)) -> Option<Handle> {
+        let (h, s) = self.pool.alloc()?;
+        *s = Session::empty(now);
+        fill(s);
+        let (dialog, user_line) = (dialog_hash(&s.call_id), s.user_line_hash());
+        self.by_dialog.insert(dialog, h.index);
+        self.by_user_line.insert(user_line, h.index);
+        Some(h)
+    }
+
+    /// Removes a session and its monitors from every index.
+    pub fn close(&mut self, h: Handle) {
+        let Some(s) = self.pool.get(h) else { return };
+        self.by_dialog.remove(dialog_hash(&s.call_id), h.index);
+        self.by_user_line.remove(s.user_line_hash(), h.index);
+        for xref in &s.monitors {
+            self.by_monitor.remove(monitor_hash(s.slot, xref), h.index);
+        }
+        self.pool.free(h);
+    }
+
+    /// The session `h` names, if still open.
+    pub fn get(&self, h: Handle) -> Option<&Session> {
+        self.pool.get(h)
+    }
+
+    /// Like [`Sessions::get`], mutable. Indexed fields (Call-ID, user,
+    /// line, monitors, slot) must only change through this table.
+    pub fn get_mut(&mut self, h: Handle) -> Option<&mut Session> {
+        self.pool.get_mut(h)
+    }
+
+    /// The session of a dialog: its Call-ID and both tags.
+    pub fn find_dialog(&self, call_id: &str, remote_tag: &str, local_tag: Option<&str>) -> Option<Handle> {
+        self.by_dialog.candidates(dialog_hash(call_id)).find_map(|i| {
+            let h = self.pool.handle_at(i)?;
+            let s = self.pool.get(h)?;
+            let matches = s.call_id.as_str() == call_id
+                && s.remote_tag.as_str() == remote_tag
+                && local_tag.is_none_or(|t| s.local_tag.as_str() == t);
+            matches.then_some(h)
+        })
+    }
+
+    /// The session of `user` on `line`, if one is open.
+    pub fn find_user_line(&self, user: &str, line: &str) -> Option<Handle> {
+        let key = hash(&[user.as_bytes(), line.as_bytes()], true);
+        self.by_user_line.candidates(key).find_map(|i| {
+            let h = self.pool.handle_at(i)?;
+            let s = self.pool.get(h)?;
+            (s.user.eq_ignore_ascii_case(user) && s.line.eq_ignore_ascii_case(line)).then_some(h)
+        })
+    }
+
+    /// The session that started monitor `xref` on the node in `slot`.
+    pub fn find_monitor(&self, slot: SlotId, xref: &str) -> Option<Handle> {
+        self.by_monitor.candidates(monitor_hash(slot, xref)).find_map(|i| {
+            let h = self.pool.handle_at(i)?;
+            let s = self.pool.get(h)?;
+            (s.slot == slot && s.monitors.iter().any(|m| m.as_str() == xref)).then_some(h)
+        })
+    }
+
+    /// Records that the session started monitor `xref`; false when the
+    /// session has [`MAX_MONITORS`] already or the id is too long.
+    pub fn add_monitor(&mut self, h: Handle, xref: &str) -> bool {
+        let Some(s) = self.pool.get_mut(h) else { return false };
+        if s.monitors.iter().any(|m| m.as_str() == xref) {
+            return true;
+        }
+        let Ok(id) = String::try_from(xref) else { return false };
+        if s.monitors.push(id).is_err() {
+            return false;
+        }
+        let slot = s.slot;
+        self.by_monitor.insert(monitor_hash(slot, xref), h.index);
+        true
+    }
+
+    /// Forgets monitor `xref` of the session.
+    pub fn remove_monitor(&mut self, h: Handle, xref: &str) {
+        let Some(s) = self.pool.get_mut(h) else { return };
+        if let Some(i) = s.monitors.iter().position(|m| m.as_str() == xref) {
+            s.monitors.swap_remove(i);
+            let slot = s.slot;
+            self.by_monitor.remove(monitor_hash(slot, xref), h.index);
+        }
+    }
+
+    /// Every open session.
+    pub fn iter(&self) -> impl Iterator<Item = (Handle, &Session)> {
+        self.pool.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(t: &mut Sessions, call_id: &str, user: &str, line: &str) -> Option<Handle> {
+        t.open(Instant::now(), |s| {
+            s.call_id.push_str(call_id).unwrap();
+            s.remote_tag.push_str("r").unwrap();
+            s.local_tag.push_str("l").unwrap();
+            s.user.push_str(user).unwrap();
+            s.line.push_str(line).unwrap();
+        })
+    }
+
+    #[test]
+    fn indexes_follow_the_sessions() {
+        let mut t = Sessions::new(2);
+        let a = open(&mut t, "c1", "sip:alice@x", "tel:101").unwrap();
+        let b = open(&mut t, "c2", "sip:bob@x", "tel:102").unwrap();
+        assert!(open(&mut t, "c3", "sip:carol@x", "tel:103").is_none(), "full");
+        assert_eq!(t.find_dialog("c1", "r", Some("l")), Some(a));
+        assert_eq!(t.find_dialog("c1", "r", None), Some(a));
+        assert_eq!(t.find_dialog("c1", "other", Some("l")), None);
+        assert_eq!(t.find_dialog("c1", "r", Some("other")), None);
+        assert_eq!(t.find_user_line("SIP:ALICE@x", "tel:101"), Some(a));
+        assert!(t.add_monitor(b, "4711"));
+        assert_eq!(t.find_monitor(SlotId::new(0).unwrap(), "4711"), Some(b));
+        assert_eq!(t.find_monitor(SlotId::new(1).unwrap(), "4711"), None);
+        t.close(b);
+        assert_eq!(t.find_monitor(SlotId::new(0).unwrap(), "4711"), None);
+        assert_eq!(t.find_dialog("c2", "r", None), None);
+        let c = open(&mut t, "c3", "sip:carol@x", "tel:103").unwrap();
+        assert_eq!(t.get(b).map(|s| s.call_id.as_str()), None, "the old handle is stale");
+        assert_eq!(t.get(c).unwrap().call_id.as_str(), "c3");
+        for i in 0..MAX_MONITORS {
+            assert!(t.add_monitor(c, &format!("m{i}")));
+        }
+        assert!(!t.add_monitor(c, "one-too-many"));
+        t.remove_monitor(c, "m0");
+        assert_eq!(t.find_monitor(SlotId::new(0).unwrap(), "m0"), None);
+        assert!(t.find_monitor(SlotId::new(0).unwrap(), "m1").is_some());
+    }
+}

@@ -1,0 +1,764 @@
+//! The gateway core against the simulator's telephone system, in memory,
+//! with a fake clock: every flow of PROTOCOL.md, every refusal, node loss
+//! and return, retransmissions, CSeq errors, BYE both ways, a full table.
+
+use std::time::{Duration, Instant};
+
+use httparse::Status;
+
+use super::appearances::Appearances;
+use super::{ConnId, Gateway, GatewayConfig, Peer, Transport};
+use crate::config::Cidr;
+use crate::csta::{self, Event, Message as Csta, Request, Response};
+use crate::cti::frame::{self, InvokeId};
+use crate::cti::{LinkAction, NodeConfig, Nodes, SessionMode, SlotId, Timing};
+use crate::io::cti::CtiHost;
+use crate::outbuf::OutBuf;
+use crate::sim::node::{Faults, Node};
+use crate::sim::switch::{LinkId, Outside, Switch};
+use crate::sip::{self, Message};
+
+const NS: &str = "http://www.ecma-international.org/standards/ecma-323/csta/ed3";
+const ALICE_LINE: &str = "tel:+14255550101;ext=101";
+
+fn lines() -> Appearances {
+    Appearances::parse(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/lines.conf")).unwrap())
+        .unwrap()
+}
+
+fn switch() -> Switch {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim-lines.conf")).unwrap();
+    let lines: Vec<(String, String)> =
+        crate::lines::parse(&text).map(|a| a.unwrap()).map(|a| (a.line.to_string(), a.device.to_string())).collect();
+    Switch::new(lines.iter().map(|(l, d)| (l.as_str(), d.as_str())), Outside::Answer(Duration::from_millis(1000)))
+}
+
+/// A CTI node of the world: the simulator, and whether it accepts links.
+struct SimNode {
+    node: Node,
+    link: Option<LinkId>,
+    alive: bool,
+}
+
+/// The gateway, its nodes and a Lync pool, wired in memory.
+struct World {
+    gw: Box<Gateway>,
+    nodes: Vec<SimNode>,
+    now: Instant,
+    /// What the gateway sent towards Lync, not yet looked at.
+    sent: Vec<(Peer, Vec<u8>)>,
+}
+
+const POOL: &str = "127.0.0.1:5070";
+
+fn udp() -> Peer {
+    Peer { addr: POOL.parse().unwrap(), transport: Transport::Udp }
+}
+
+fn tcp() -> Peer {
+    Peer { addr: POOL.parse().unwrap(), transport: Transport::Tcp(ConnId(7)) }
+}
+
+impl World {
+    fn new(node_count: usize, sessions: usize) -> World {
+        let timing = Timing {
+            heartbeat_interval: Duration::from_secs(30),
+            heartbeat_misses: 2,
+            reconnect_interval: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
+        };
+        let configs: Vec<NodeConfig> = (0..node_count)
+            .map(|i| NodeConfig {
+                addr: format!("127.0.0.1:{}", 7001 + i).parse().unwrap(),
+                mode: SessionMode::Ecma354,
+            })
+            .collect();
+        let nodes = Nodes::new(timing, &configs).unwrap();
+        let mut config =
+            GatewayConfig::new("gw.example.com", 5060, vec![Cidr { addr: "127.0.0.1".parse().unwrap(), prefix: 32 }]);
+        config.sessions = sessions;
+        let gw = Gateway::new(config, lines(), nodes);
+        let mut world = World {
+            gw,
+            nodes: (0..node_count)
+                .map(|_| SimNode { node: Node::new(switch(), Faults::default()), link: None, alive: true })
+                .collect(),
+            now: Instant::now(),
+            sent: Vec::new(),
+        };
+        world.gw.start(world.now);
+        world.pump();
+        world
+    }
+
+    /// Moves bytes and actions until nothing is left to move.
+    fn pump(&mut self) {
+        for _ in 0..1000 {
+            let mut moved = false;
+            while let Some(action) = self.gw.cti_action() {
+                moved = true;
+                match action {
+                    LinkAction::Connect { slot, .. } => {
+                        let n = &mut self.nodes[slot.index()];
+                        if n.alive {
+                            n.link = Some(n.node.open_link());
+                            self.gw.cti_connected(self.now, slot);
+                        } else {
+                            self.gw.cti_connect_failed(self.now, slot);
+                        }
+                    }
+                    LinkAction::Close { slot } => {
+                        let n = &mut self.nodes[slot.index()];
+                        if let Some(link) = n.link.take() {
+                            n.node.close_link(link);
+                        }
+                    }
+                }
+            }
+            for i in 0..self.nodes.len() {
+                let slot = SlotId::new(i).unwrap();
+                let pending = self.gw.cti_tx(slot).to_vec();
+                if pending.is_empty() {
+                    continue;
+                }
+                moved = true;
+                self.gw.cti_transmitted(slot, pending.len());
+                let Some(link) = self.nodes[i].link else { continue };
+                let outputs =
+                    self.nodes[i].node.receive(self.now, link, &pending).expect("the gateway frames correctly");
+                self.deliver(i, outputs);
+            }
+            while let Some(t) = self.gw.poll_transmit() {
+                moved = true;
+                self.sent.push((t.to, t.bytes.to_vec()));
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the world does not settle");
+    }
+
+    fn deliver(&mut self, node: usize, outputs: Vec<crate::sim::switch::Output>) {
+        let slot = SlotId::new(node).unwrap();
+        for o in outputs {
+            if Some(o.link) != self.nodes[node].link {
+                continue;
+            }
+            let mut buf = vec![0u8; o.body.len() + 8];
+            let mut out = OutBuf::new(&mut buf);
+            frame::encode(&mut out, o.invoke_id, |w| w.put(&o.body)).unwrap();
+            self.gw.cti_received(self.now, slot, out.as_bytes());
+        }
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now += Duration::from_millis(ms);
+        self.gw.handle_timeout(self.now);
+        for i in 0..self.nodes.len() {
+            let outputs = self.nodes[i].node.handle_timeout(self.now);
+            self.deliver(i, outputs);
+        }
+        self.pump();
+    }
+
+    /// Lync sends `text` (LF line ends are turned into CR LF; the body
+    /// keeps its own and gets a correct Content-Length).
+    fn send(&mut self, from: Peer, text: &str) -> Vec<Message<'static>> {
+        let bytes = sip_text(text);
+        match from.transport {
+            Transport::Udp => self.gw.handle_datagram(self.now, from, &bytes),
+            Transport::Tcp(_) => {
+                let Status::Complete((frame, _)) = sip::next_frame(&bytes, 8192).unwrap() else { panic!("partial") };
+                self.gw.handle_frame(self.now, from, frame);
+            }
+        }
+        self.pump();
+        self.take()
+    }
+
+    /// What the gateway sent since the last look, parsed.
+    fn take(&mut self) -> Vec<Message<'static>> {
+        std::mem::take(&mut self.sent)
+            .into_iter()
+            .map(|(_, bytes)| {
+                Message::parse(Box::leak(bytes.into_boxed_slice())).expect("the gateway writes valid SIP")
+            })
+            .collect()
+    }
+
+    /// The node behind `slot` is killed: its link breaks, it accepts no more.
+    fn kill(&mut self, node: usize) {
+        self.nodes[node].alive = false;
+        if let Some(link) = self.nodes[node].link.take() {
+            self.nodes[node].node.close_link(link);
+        }
+        self.gw.cti_closed(self.now, SlotId::new(node).unwrap());
+        self.pump();
+    }
+
+    fn revive(&mut self, node: usize) {
+        self.nodes[node].alive = true;
+    }
+}
+
+/// SIP text with CR LF line ends and a computed Content-Length.
+fn sip_text(text: &str) -> Vec<u8> {
+    let (head, body) = match text.split_once("\n\n") {
+        Some((h, b)) => (h, b),
+        None => (text, ""),
+    };
+    let mut out = head.trim().replace('\n', "\r\n");
+    out.push_str(&format!("\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+    out.into_bytes()
+}
+
+fn body_of<'a>(m: &Message<'a>) -> Csta<'a> {
+    csta::parse(m.body()).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(m.body()))).message
+}
+
+/// A Lync user's dialog, as a client keeps it.
+struct Lync {
+    user: &'static str,
+    call_id: String,
+    tag: String,
+    gw_tag: String,
+    cseq: u32,
+    peer: Peer,
+}
+
+impl Lync {
+    fn new(user: &'static str, call_id: &str, peer: Peer) -> Lync {
+        Lync { user, call_id: call_id.into(), tag: format!("{call_id}-tag"), gw_tag: String::new(), cseq: 0, peer }
+    }
+
+    fn invite(&mut self, world: &mut World, line: Option<&str>) -> Vec<Message<'static>> {
+        self.cseq += 1;
+        let private = line.map_or(String::new(), |l| {
+            format!("<extensions><privateData><private><lcs:line xmlns:lcs=\"http://schemas.microsoft.com/Lcs/2005/04/RCCExtension\">{l}</lcs:line></private></privateData></extensions>")
+        });
+        let text = format!(
+            "INVITE sip:ctigw@gw.example.com SIP/2.0\nVia: SIP/2.0/{t} {POOL};branch=z9hG4bKinv{c}{cs}\nMax-Forwards: 70\n\
+             From: <sip:{u}>;tag={tag};epid=01\nTo: <sip:ctigw@gw.example.com>\nCall-ID: {c}\nCSeq: {cs} INVITE\n\
+             Contact: <sip:pool.example.com:5070;transport={tl}>\nRecord-Route: <sip:pool.example.com;lr>\nSupported: timer\nSession-Expires: 1800\n\
+             Content-Type: application/csta+xml\n\n<RequestSystemStatus xmlns=\"{NS}\">{private}</RequestSystemStatus>",
+            t = self.peer.transport.token(),
+            tl = self.peer.transport.token().to_lowercase(),
+            c = self.call_id,
+            cs = self.cseq,
+            u = self.user,
+            tag = self.tag,
+        );
+        let out = world.send(self.peer, &text);
+        if let Some(ok) = out.iter().find(|m| m.status_code() == Some(200)) {
+            self.gw_tag = ok.to().unwrap().tag().unwrap().to_string();
+        }
+        out
+    }
+
+    fn ack(&mut self, world: &mut World) -> Vec<Message<'static>> {
+        let text = format!(
+            "ACK sip:ctigw@gw.example.com SIP/2.0\nVia: SIP/2.0/{t} {POOL};branch=z9hG4bKack{c}\nFrom: <sip:{u}>;tag={tag}\n\
+             To: <sip:ctigw@gw.example.com>;tag={gt}\nCall-ID: {c}\nCSeq: {cs} ACK\n\n",
+            t = self.peer.transport.token(),
+            c = self.call_id,
+            u = self.user,
+            tag = self.tag,
+            gt = self.gw_tag,
+            cs = self.cseq,
+        );
+        world.send(self.peer, &text)
+    }
+
+    fn in_dialog(&mut self, world: &mut World, method: &str, body: &str) -> Vec<Message<'static>> {
+        self.cseq += 1;
+        let text = self.request_text(method, body, &format!("z9hG4bK{}{}", self.call_id, self.cseq));
+        world.send(self.peer, &text)
+    }
+
+    fn request_text(&self, method: &str, body: &str, branch: &str) -> String {
+        let content = if body.is_empty() { String::new() } else { "Content-Type: application/csta+xml\n".to_string() };
+        format!(
+            "{method} sip:ctigw@gw.example.com SIP/2.0\nVia: SIP/2.0/{t} {POOL};branch={branch}\nMax-Forwards: 70\n\
+             From: <sip:{u}>;tag={tag}\nTo: <sip:ctigw@gw.example.com>;tag={gt}\nCall-ID: {c}\nCSeq: {cs} {method}\n{content}\n{body}",
+            t = self.peer.transport.token(),
+            u = self.user,
+            tag = self.tag,
+            gt = self.gw_tag,
+            c = self.call_id,
+            cs = self.cseq,
+        )
+    }
+
+    fn info(&mut self, world: &mut World, xml: &str) -> Vec<Message<'static>> {
+        self.in_dialog(world, "INFO", &format!("<?xml version=\"1.0\"?>{xml}"))
+    }
+
+    fn sign_in(&mut self, world: &mut World) {
+        let out = self.invite(world, None);
+        assert_eq!(out.iter().filter(|m| m.status_code() == Some(200)).count(), 1, "{out:?}");
+        self.ack(world);
+    }
+
+    /// Answers the gateway's requests (event INFOs) with 200.
+    fn answer(&self, world: &mut World, requests: &[Message<'static>]) {
+        for r in requests.iter().filter(|m| m.method().is_some()) {
+            let mut buf = vec![0u8; 2048];
+            let ok =
+                sip::MessageWriter::response_to(&mut buf, r, 200, "OK", None, None).unwrap().finish().unwrap().to_vec();
+            world.send(
+                self.peer,
+                std::str::from_utf8(&ok)
+                    .unwrap()
+                    .trim_end_matches("Content-Length: 0\r\n\r\n")
+                    .replace("\r\n", "\n")
+                    .as_str(),
+            );
+        }
+    }
+}
+
+/// The event names in a batch of the gateway's INFOs, in order.
+fn events(out: &[Message<'_>]) -> Vec<String> {
+    out.iter()
+        .filter(|m| m.method() == Some(sip::Method::Info))
+        .map(|m| match body_of(m) {
+            Csta::Event(e) => e.name().to_string(),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+fn only_response<'a>(out: &'a [Message<'static>]) -> &'a Message<'static> {
+    let responses: Vec<_> = out.iter().filter(|m| m.status_code().is_some()).collect();
+    assert_eq!(responses.len(), 1, "{out:#?}");
+    responses[0]
+}
+
+fn csta_answer(out: &[Message<'static>]) -> Csta<'static> {
+    let r = only_response(out);
+    assert_eq!(r.status_code(), Some(200), "{r:?}");
+    body_of(r)
+}
+
+#[test]
+fn sign_in_features_monitor_make_call_and_the_events() {
+    let mut w = World::new(2, 16);
+    let mut alice = Lync::new("alice@example.com", "c1", udp());
+    let out = alice.invite(&mut w, Some(ALICE_LINE));
+    let ok = only_response(&out);
+    assert_eq!(ok.status_code(), Some(200));
+    assert!(ok.to().unwrap().tag().is_some());
+    assert_eq!(ok.contact().unwrap().unwrap().uri, "sip:gw.example.com:5060;transport=udp");
+    assert_eq!(body_of(ok), Csta::Response(Response::SystemStatus(csta::SystemStatus::Normal)));
+    assert_eq!(ok.single(sip::HeaderName::SessionExpires).unwrap(), Some("1800;refresher=uac"));
+    assert!(ok.requires("timer"));
+    assert!(alice.ack(&mut w).is_empty());
+    assert_eq!(w.gw.session_count(), 1);
+
+    let Csta::Response(Response::Features(services)) =
+        csta_answer(&alice.info(&mut w, &format!("<GetCSTAFeatures xmlns=\"{NS}\"/>")))
+    else {
+        panic!()
+    };
+    assert!(services.contains(csta::Service::MakeCall));
+
+    let answer = csta_answer(&alice.info(&mut w, &format!("<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:101</deviceObject></monitorObject></MonitorStart>")));
+    assert!(matches!(answer, Csta::Response(Response::MonitorStarted { .. })), "{answer:?}");
+
+    let out = alice.info(&mut w, &format!("<MakeCall xmlns=\"{NS}\"><callingDevice>tel:101</callingDevice><calledDirectoryNumber>tel:+14255559876</calledDirectoryNumber></MakeCall>"));
+    let r = only_response(&out);
+    let Csta::Response(Response::Call { call, .. }) = body_of(r) else { panic!("{r:?}") };
+    assert_eq!(call.device.unwrap(), "tel:101", "the calling device echoed as sent");
+    assert_eq!(events(&out), ["ServiceInitiatedEvent", "OriginatedEvent", "DeliveredEvent"]);
+    // The events are in-dialog INFOs: the gateway's tag in From, its own CSeq.
+    let infos: Vec<_> = out.iter().filter(|m| m.method().is_some()).collect();
+    assert_eq!(infos[0].from().unwrap().tag(), Some(alice.gw_tag.as_str()));
+    assert_eq!(infos[0].to().unwrap().tag(), Some(alice.tag.as_str()));
+    let cseqs: Vec<u32> = infos.iter().map(|m| m.cseq().unwrap().number).collect();
+    assert_eq!(cseqs, [1, 2, 3]);
+    assert_eq!(infos[0].request_uri(), Some("sip:pool.example.com:5070;transport=udp"));
+    assert_eq!(infos[0].name_addrs(sip::HeaderName::Route).next().unwrap().unwrap().uri, "sip:pool.example.com;lr");
+    alice.answer(&mut w, &out);
+
+    w.advance(1000); // the outside party answers
+    let out = w.take();
+    assert_eq!(events(&out), ["EstablishedEvent"]);
+    alice.answer(&mut w, &out);
+
+    let out = alice.info(&mut w, &format!("<HoldCall xmlns=\"{NS}\"><callToBeHeld><callID>C-0001</callID><deviceID>{ALICE_LINE}</deviceID></callToBeHeld></HoldCall>"));
+    assert!(matches!(body_of(only_response(&out)), Csta::Response(Response::Ack(csta::Service::HoldCall))));
+    assert_eq!(events(&out), ["HeldEvent"]);
+}
+
+#[test]
+fn refusals_of_the_invite() {
+    let mut w = World::new(1, 1);
+    let untrusted = Peer { addr: "192.0.2.66:5060".parse().unwrap(), transport: Transport::Udp };
+    let mut mallory = Lync::new("alice@example.com", "m1", untrusted);
+    assert_eq!(only_response(&mallory.invite(&mut w, None)).reason(), Some("Forbidden: untrusted source"));
+    // Anything else from an untrusted source is ignored.
+    assert!(mallory.info(&mut w, "<x/>").is_empty());
+
+    let mut eve = Lync::new("eve@example.com", "e1", udp());
+    assert_eq!(only_response(&eve.invite(&mut w, None)).reason(), Some("Forbidden: unknown user"));
+    let mut alice = Lync::new("alice@example.com", "a1", udp());
+    assert_eq!(
+        only_response(&alice.invite(&mut w, Some("tel:102"))).reason(),
+        Some("Forbidden: line not assigned to the user")
+    );
+
+    let not_csta = "INVITE sip:ctigw@gw SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKsdp\nFrom: <sip:alice@example.com>;tag=s\nTo: <sip:ctigw@gw>\nCall-ID: sdp\nCSeq: 1 INVITE\nContact: <sip:p>\nContent-Type: application/sdp\n\nv=0\n";
+    let out = w.send(udp(), not_csta);
+    assert_eq!(only_response(&out).status_code(), Some(415));
+    assert_eq!(only_response(&out).value_of("Accept"), Some(&b"application/csta+xml"[..]));
+
+    let malformed = not_csta.replace("application/sdp", "application/csta+xml").replace("v=0\n", "<MakeCall");
+    let out = w.send(udp(), &malformed);
+    assert_eq!(only_response(&out).status_code(), Some(400));
+    assert!(only_response(&out).reason().unwrap().starts_with("Malformed CSTA body:"));
+
+    let wrong = not_csta
+        .replace("application/sdp", "application/csta+xml")
+        .replace("v=0\n", &format!("<GetCSTAFeatures xmlns=\"{NS}\"/>"));
+    assert_eq!(only_response(&w.send(udp(), &wrong)).status_code(), Some(488));
+
+    // Full: one session fits; bob is refused with Retry-After.
+    alice.invite(&mut w, None);
+    let mut bob = Lync::new("bob@example.com", "b1", udp());
+    let out = bob.invite(&mut w, None);
+    assert_eq!(only_response(&out).reason(), Some("Service Unavailable: session table full"));
+    assert_eq!(only_response(&out).value_of("Retry-After"), Some(&b"30"[..]));
+    assert_eq!(w.gw.session_count(), 1);
+    assert_eq!(w.gw.counters.refused_full, 1);
+
+    // With no node up as well, that is what is said first.
+    w.kill(0);
+    let mut carol = Lync::new("carol@example.com", "k1", udp());
+    let out = carol.invite(&mut w, None);
+    assert_eq!(only_response(&out).reason(), Some("Service Unavailable: no CTI node is up"));
+}
+
+#[test]
+fn no_node_up_is_503_with_the_reconnect_interval() {
+    let mut w = World::new(1, 4);
+    w.kill(0);
+    let mut alice = Lync::new("alice@example.com", "a1", udp());
+    let out = alice.invite(&mut w, None);
+    assert_eq!(only_response(&out).reason(), Some("Service Unavailable: no CTI node is up"));
+    assert_eq!(only_response(&out).value_of("Retry-After"), Some(&b"10"[..]));
+}
+
+#[test]
+fn another_users_device_or_line_is_refused_without_reaching_the_node() {
+    let mut w = World::new(1, 4);
+    let mut alice = Lync::new("alice@example.com", "a1", tcp());
+    alice.sign_in(&mut w);
+    let bobs = [
+        format!(
+            "<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:102</deviceObject></monitorObject></MonitorStart>"
+        ),
+        format!(
+            "<MakeCall xmlns=\"{NS}\"><callingDevice>tel:+14255550102;ext=102</callingDevice><calledDirectoryNumber>tel:101</calledDirectoryNumber></MakeCall>"
+        ),
+        format!(
+            "<AnswerCall xmlns=\"{NS}\"><callToBeAnswered><callID>C-1</callID><deviceID>tel:102</deviceID></callToBeAnswered></AnswerCall>"
+        ),
+        format!(
+            "<TransferCall xmlns=\"{NS}\"><heldCall><callID>C-1</callID><deviceID>tel:101</deviceID></heldCall><activeCall><callID>C-2</callID><deviceID>SEPB1B2C3D4E5F6</deviceID></activeCall></TransferCall>"
+        ),
+        format!(
+            "<SetDoNotDisturb xmlns=\"{NS}\"><device>tel:199</device><doNotDisturbOn>true</doNotDisturbOn></SetDoNotDisturb>"
+        ),
+        format!("<HoldCall xmlns=\"{NS}\"><callToBeHeld><callID>C-1</callID></callToBeHeld></HoldCall>"),
+    ];
+    for xml in &bobs {
+        let answer = csta_answer(&alice.info(&mut w, xml));
+        assert_eq!(answer, Csta::Error(csta::ErrorCode::PRIVILEGE_VIOLATION), "{xml}");
+    }
+    assert_eq!(w.gw.counters.privilege_violations, bobs.len() as u64);
+    assert_eq!(w.gw.counters.relayed, 0, "nothing reached the node");
+    assert_eq!(w.nodes[0].node.switch().describe_calls().len(), 0);
+}
+
+#[test]
+fn a_dead_node_refuses_at_once_and_its_return_ends_the_old_sessions() {
+    let mut w = World::new(2, 8);
+    let mut alice = Lync::new("alice@example.com", "a1", udp());
+    alice.sign_in(&mut w); // node 1
+    let mut bob = Lync::new("bob@example.com", "b1", udp());
+    bob.sign_in(&mut w); // node 2 (round-robin)
+    w.kill(0);
+    let answer = csta_answer(&alice.info(
+        &mut w,
+        &format!("<SnapshotDevice xmlns=\"{NS}\"><snapshotObject>tel:101</snapshotObject></SnapshotDevice>"),
+    ));
+    assert_eq!(answer, Csta::Error(csta::ErrorCode::RESOURCE_OUT_OF_SERVICE));
+    let answer = csta_answer(&bob.info(
+        &mut w,
+        &format!("<SnapshotDevice xmlns=\"{NS}\"><snapshotObject>tel:102</snapshotObject></SnapshotDevice>"),
+    ));
+    assert!(matches!(answer, Csta::Response(Response::Snapshot { .. })), "bob's node serves on");
+    let Csta::Response(Response::SystemStatus(status)) =
+        csta_answer(&alice.info(&mut w, &format!("<RequestSystemStatus xmlns=\"{NS}\"/>")))
+    else {
+        panic!()
+    };
+    assert_eq!(status, csta::SystemStatus::Disabled);
+
+    // The node comes back: a new connection, alice's old session is ended.
+    w.revive(0);
+    w.advance(10_000);
+    let out = w.take();
+    let byes: Vec<_> = out.iter().filter(|m| m.method() == Some(sip::Method::Bye)).collect();
+    assert_eq!(byes.len(), 1);
+    assert_eq!(byes[0].call_id().unwrap(), "a1");
+    assert_eq!(w.gw.session_count(), 1);
+    // Lync re-INVITEs and lands on a live node.
+    let mut again = Lync::new("alice@example.com", "a2", udp());
+    again.sign_in(&mut w);
+    assert_eq!(w.gw.session_count(), 2);
+}
+
+#[test]
+fn outstanding_requests_fail_when_the_node_dies() {
+    let mut w = World::new(1, 4);
+    w.nodes[0].node.faults.delay = Duration::from_secs(100); // (the sans-IO world ignores delay)
+    let mut alice = Lync::new("alice@example.com", "a1", tcp());
+    alice.sign_in(&mut w);
+    // Make the node keep the request: stop delivering its outputs.
+    let link = w.nodes[0].link.take();
+    let out =
+        alice.info(&mut w, &format!("<GetDoNotDisturb xmlns=\"{NS}\"><device>tel:101</device></GetDoNotDisturb>"));
+    assert!(out.is_empty(), "waiting for the node");
+    w.nodes[0].link = link;
+    w.kill(0);
+    let out = w.take();
+    assert_eq!(csta_answer(&out), Csta::Error(csta::ErrorCode::RESOURCE_OUT_OF_SERVICE));
+}
+
+#[test]
+fn udp_retransmissions_are_absorbed_and_answered_from_the_kept_response() {
+    let mut w = World::new(1, 4);
+    let mut alice = Lync::new("alice@example.com", "a1", udp());
+    let first = alice.invite(&mut w, None);
+    // An INVITE retransmission gets the same 200 again.
+    alice.cseq -= 1;
+    let again = alice.invite(&mut w, None);
+    assert_eq!(only_response(&again).as_bytes(), only_response(&first).as_bytes());
+    // The 200 is retransmitted until the ACK: T1, then 2 T1.
+    w.advance(500);
+    assert_eq!(w.take().len(), 1);
+    w.advance(1000);
+    assert_eq!(w.take().len(), 1);
+    alice.ack(&mut w);
+    w.advance(4000);
+    assert!(w.take().is_empty(), "no more after the ACK");
+
+    // An INFO retransmitted after its answer: the kept answer.
+    let xml = format!("<GetCSTAFeatures xmlns=\"{NS}\"/>");
+    let first = alice.info(&mut w, &xml);
+    let text = alice.request_text(
+        "INFO",
+        &format!("<?xml version=\"1.0\"?>{xml}"),
+        &format!("z9hG4bK{}{}", alice.call_id, alice.cseq),
+    );
+    let again = w.send(udp(), &text);
+    assert_eq!(only_response(&again).as_bytes(), only_response(&first).as_bytes());
+    assert_eq!(w.gw.counters.requests[5], 2);
+
+    // A retransmission while the node has not answered yet is absorbed.
+    let link = w.nodes[0].link.take();
+    let xml = format!("<GetDoNotDisturb xmlns=\"{NS}\"><device>tel:101</device></GetDoNotDisturb>");
+    assert!(alice.info(&mut w, &xml).is_empty());
+    let text = alice.request_text(
+        "INFO",
+        &format!("<?xml version=\"1.0\"?>{xml}"),
+        &format!("z9hG4bK{}{}", alice.call_id, alice.cseq),
+    );
+    assert!(w.send(udp(), &text).is_empty());
+    assert_eq!(w.gw.counters.relayed, 1, "relayed once");
+    w.nodes[0].link = link;
+}
+
+#[test]
+fn an_unanswered_event_info_is_retransmitted_then_the_dialog_ends() {
+    let mut w = World::new(1, 4);
+    let mut alice = Lync::new("alice@example.com", "a1", udp());
+    alice.sign_in(&mut w);
+    alice.info(&mut w, &format!("<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:101</deviceObject></monitorObject></MonitorStart>"));
+    let (reply, _) = w.nodes[0].node.command(w.now, "call tel:+14255557777 tel:101").unwrap();
+    assert_eq!(reply, "ok C-0001");
+    let outputs = w.nodes[0].node.command(w.now, "calls").unwrap().1;
+    assert!(outputs.is_empty());
+    // The node's Delivered event reaches the gateway through the switch's
+    // own output; deliver it the way the shell would.
+    let (_, outputs) = w.nodes[0].node.command(w.now, "busy C-9999").unwrap();
+    assert!(outputs.is_empty());
+    // Re-ring through a fresh incoming call whose outputs we deliver.
+    let (_, outputs) = (String::new(), {
+        let (r, o) = w.nodes[0].node.command(w.now, "call tel:+14255558888 tel:101").unwrap();
+        assert_eq!(r, "ok C-0002");
+        o
+    });
+    w.deliver(0, outputs);
+    w.pump();
+    let out = w.take();
+    assert_eq!(events(&out), ["DeliveredEvent"]);
+    // Nobody answers: Timer E retransmissions, then Timer F ends the dialog.
+    let mut retransmissions = 0;
+    let mut byes = std::collections::BTreeSet::new();
+    for _ in 0..80 {
+        w.advance(500);
+        for m in w.take() {
+            match m.method() {
+                Some(sip::Method::Info) => retransmissions += 1,
+                // The BYE is itself retransmitted while unanswered.
+                Some(sip::Method::Bye) => {
+                    byes.insert(m.via().unwrap().branch().unwrap().to_string());
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!((6..=11).contains(&retransmissions), "{retransmissions} retransmissions in 40 s");
+    assert_eq!(byes.len(), 1, "the dead dialog is ended with one BYE");
+    assert_eq!(w.gw.counters.event_timeouts, 1);
+    assert_eq!(w.gw.session_count(), 0);
+}
+
+#[test]
+fn cseq_out_of_order_and_unknown_dialogs() {
+    let mut w = World::new(1, 4);
+    let mut alice = Lync::new("alice@example.com", "a1", tcp());
+    alice.sign_in(&mut w);
+    alice.info(&mut w, &format!("<GetCSTAFeatures xmlns=\"{NS}\"/>"));
+    alice.cseq -= 1;
+    let out = alice.info(&mut w, &format!("<GetCSTAFeatures xmlns=\"{NS}\"/>"));
+    assert_eq!(only_response(&out).status_code(), Some(500));
+    let mut stranger = Lync::new("alice@example.com", "nobody", tcp());
+    stranger.gw_tag = "nope".into();
+    assert_eq!(only_response(&stranger.info(&mut w, "<x/>")).status_code(), Some(481));
+    assert_eq!(only_response(&stranger.in_dialog(&mut w, "BYE", "")).status_code(), Some(481));
+}
+
+#[test]
+fn bye_from_lync_stops_the_monitors_and_newest_session_wins() {
+    let mut w = World::new(1, 4);
+    let mut alice = Lync::new("alice@example.com", "a1", tcp());
+    alice.sign_in(&mut w);
+    alice.info(&mut w, &format!("<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:101</deviceObject></monitorObject></MonitorStart>"));
+    assert_eq!(w.nodes[0].node.switch().monitor_count(), 1);
+    // A new INVITE of the same user and line replaces the session.
+    let mut again = Lync::new("alice@example.com", "a2", tcp());
+    let out = again.invite(&mut w, Some("tel:101"));
+    assert!(out.iter().any(|m| m.method() == Some(sip::Method::Bye) && m.call_id().unwrap() == "a1"), "{out:#?}");
+    assert_eq!(w.gw.session_count(), 1);
+    assert_eq!(w.nodes[0].node.switch().monitor_count(), 0, "the old session's monitor stopped");
+    again.ack(&mut w);
+    again.info(&mut w, &format!("<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:101</deviceObject></monitorObject></MonitorStart>"));
+    assert_eq!(w.nodes[0].node.switch().monitor_count(), 1);
+    let out = again.in_dialog(&mut w, "BYE", "");
+    assert_eq!(only_response(&out).status_code(), Some(200));
+    assert_eq!(w.gw.session_count(), 0);
+    assert_eq!(w.nodes[0].node.switch().monitor_count(), 0);
+}
+
+#[test]
+fn options_unknown_methods_required_extensions_and_session_timers() {
+    let mut w = World::new(1, 4);
+    let options = "OPTIONS sip:ctigw@gw SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKo1\nFrom: <sip:alice@example.com>;tag=o\nTo: <sip:ctigw@gw>\nCall-ID: o1\nCSeq: 1 OPTIONS\n\n";
+    let out = w.send(udp(), options);
+    assert_eq!(only_response(&out).status_code(), Some(200));
+    assert!(only_response(&out).value_of("Allow").is_some());
+    assert_eq!(
+        only_response(&w.send(udp(), &options.replace("OPTIONS", "REGISTER").replace("z9hG4bKo1", "z9hG4bKr1")))
+            .status_code(),
+        Some(405)
+    );
+    assert_eq!(
+        only_response(&w.send(udp(), &options.replace("OPTIONS", "FROBNICATE").replace("z9hG4bKo1", "z9hG4bKf1")))
+            .status_code(),
+        Some(501)
+    );
+    let out = w.send(
+        udp(),
+        &options.replace("CSeq: 1 OPTIONS", "CSeq: 1 OPTIONS\nRequire: 100rel").replace("z9hG4bKo1", "z9hG4bKq1"),
+    );
+    assert_eq!(only_response(&out).status_code(), Some(420));
+    assert_eq!(only_response(&out).value_of("Unsupported"), Some(&b"100rel"[..]));
+
+    // Session-Expires 1800: without a refresh the gateway ends the session.
+    let mut alice = Lync::new("alice@example.com", "a1", tcp());
+    alice.sign_in(&mut w);
+    w.advance(1_799_000);
+    assert_eq!(w.gw.session_count(), 1, "not yet");
+    w.advance(6_000);
+    let out = w.take();
+    assert!(out.iter().any(|m| m.method() == Some(sip::Method::Bye)), "expired: {out:?}");
+    assert_eq!(w.gw.session_count(), 0);
+    // A refresh (UPDATE) keeps it.
+    let mut bob = Lync::new("bob@example.com", "b1", tcp());
+    bob.sign_in(&mut w);
+    w.advance(1_000_000);
+    assert_eq!(only_response(&bob.in_dialog(&mut w, "UPDATE", "")).status_code(), Some(200));
+    w.advance(1_000_000);
+    assert_eq!(w.gw.session_count(), 1);
+}
+
+#[test]
+fn an_incoming_call_is_answered_and_another_deflected() {
+    let mut w = World::new(1, 4);
+    let mut bob = Lync::new("bob@example.com", "b1", tcp());
+    bob.sign_in(&mut w);
+    bob.info(&mut w, &format!("<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:102</deviceObject></monitorObject></MonitorStart>"));
+    let (reply, outputs) = w.nodes[0].node.command(w.now, "call tel:+14255557777 tel:102").unwrap();
+    assert_eq!(reply, "ok C-0001");
+    w.deliver(0, outputs);
+    w.pump();
+    let out = w.take();
+    assert_eq!(events(&out), ["DeliveredEvent"]);
+    let Csta::Event(Event::Call(delivered)) = body_of(out.iter().find(|m| m.method().is_some()).unwrap()) else {
+        panic!()
+    };
+    assert_eq!(delivered.local_state, Some(csta::LocalConnectionState::Alerting));
+    bob.answer(&mut w, &out);
+    let out = bob.info(&mut w, &format!("<AnswerCall xmlns=\"{NS}\"><callToBeAnswered><callID>C-0001</callID><deviceID>tel:102</deviceID></callToBeAnswered></AnswerCall>"));
+    assert!(matches!(body_of(only_response(&out)), Csta::Response(Response::Ack(csta::Service::AnswerCall))));
+    assert_eq!(events(&out), ["EstablishedEvent"]);
+    bob.answer(&mut w, &out);
+
+    let (_, outputs) = w.nodes[0].node.command(w.now, "call tel:+14255556666 tel:102").unwrap();
+    w.deliver(0, outputs);
+    w.pump();
+    let out = w.take();
+    bob.answer(&mut w, &out);
+    let out = bob.info(&mut w, &format!("<DeflectCall xmlns=\"{NS}\"><callToBeDiverted><callID>C-0002</callID><deviceID>tel:102</deviceID></callToBeDiverted><newDestination>tel:+14255551234</newDestination></DeflectCall>"));
+    assert!(matches!(body_of(only_response(&out)), Csta::Response(Response::Ack(csta::Service::DeflectCall))));
+    assert_eq!(events(&out), ["DivertedEvent"]);
+}
+
+#[test]
+fn malformed_requests_get_their_reason() {
+    let mut w = World::new(1, 4);
+    let bad_version = "OPTIONS sip:ctigw@gw SIP/7.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKv7\nFrom: <sip:a@b>;tag=v\nTo: <sip:c@d>\nCall-ID: v7\nCSeq: 1 OPTIONS\n\n";
+    let out = w.send(udp(), bad_version);
+    assert_eq!(only_response(&out).status_code(), Some(505));
+    let no_call_id = "OPTIONS sip:ctigw@gw SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKn1\nFrom: <sip:a@b>;tag=v\nTo: <sip:c@d>\nCSeq: 1 OPTIONS\n\n";
+    assert_eq!(only_response(&w.send(udp(), no_call_id)).reason(), Some("Missing Call-ID header"));
+    let gibberish = "this is not SIP at all\n\n";
+    assert!(w.send(udp(), gibberish).is_empty(), "nothing to answer");
+    assert_eq!(w.gw.counters.malformed, 2);
+}
+
+#[test]
+fn every_invite_header_limit_is_a_clear_refusal() {
+    let mut w = World::new(1, 4);
+    let mut alice = Lync::new("alice@example.com", &"x".repeat(200), udp());
+    let out = alice.invite(&mut w, None);
+    assert_eq!(only_response(&out).status_code(), Some(400));
+    assert!(only_response(&out).reason().unwrap().contains("too long"));
+    let _ = InvokeId::EVENT;
+    let _ = Request::GetCstaFeatures { line: None };
+}
