@@ -67,6 +67,7 @@ pub fn next_frame(input: &[u8], max_body: usize) -> Result<Status<(Frame<'_>, us
 fn frame_len(input: &[u8], max_body: usize) -> Result<Status<usize>, Error> {
     let mut at = input.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(input.len());
     let mut content_length = None;
+    let mut lengths = 0;
     let mut first_line = true;
     loop {
         let Some(eol) = input[at..].iter().position(|&b| b == b'\n') else {
@@ -85,11 +86,14 @@ fn frame_len(input: &[u8], max_body: usize) -> Result<Status<usize>, Error> {
         let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
         let name = core::str::from_utf8(&line[..colon]).unwrap_or("").trim_end_matches([' ', '\t']);
         if HeaderName::classify(name) == HeaderName::ContentLength {
-            if content_length.is_some() {
-                return Err(Error::DuplicateHeader("Content-Length"));
-            }
-            content_length = Some(&line[colon + 1..]);
+            lengths += 1;
+            content_length.get_or_insert(&line[colon + 1..]);
         }
+    }
+    // Judged only once the header block is whole, so that how the bytes
+    // were split across reads can never change the verdict.
+    if lengths > 1 {
+        return Err(Error::DuplicateHeader("Content-Length"));
     }
     let value = content_length.ok_or(Error::MissingContentLength)?;
     let declared = core::str::from_utf8(value)
@@ -344,6 +348,24 @@ mod tests {
         assert!(matches!(whole.next(100).unwrap(), Some(Frame::Invalid { .. })));
         assert!(matches!(whole.next(100).unwrap(), Some(Frame::Pong)));
         assert!(whole.next(100).unwrap().is_none());
+    }
+
+    /// Found by the sip_stream fuzzer: a repeated Content-Length was an
+    /// error as soon as its second line arrived when the bytes came in
+    /// small reads, but not in one read, which waits for the blank line.
+    #[test]
+    fn fuzz_regression_a_repeated_content_length_is_judged_on_the_whole_header_block() {
+        let input = b"INFO sip:a@b SIP/2.0\r\nl: 1\r\nContent-Length: 2\r\nX: y\r\n";
+        let mut whole = StreamBuffer::<512>::new();
+        whole.push(input);
+        assert!(whole.next(100).unwrap().is_none());
+        let mut split = StreamBuffer::<512>::new();
+        for b in input {
+            split.push(&[*b]);
+            assert!(split.next(100).unwrap().is_none());
+        }
+        split.push(b"\r\n");
+        assert_eq!(split.next(100).unwrap_err(), Error::DuplicateHeader("Content-Length"));
     }
 
     #[test]
