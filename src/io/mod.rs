@@ -2,3 +2,4 @@
 //! between the sockets and the sans-I/O cores, and decide nothing.
 
 pub mod cti;
+pub mod sip;
