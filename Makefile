@@ -7,10 +7,11 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := sip_message sip_stream csta_document
 TESTDATA     ?= $(abspath $(or $(CTIGW_TESTDATA),../shared/testdata))
 
-.PHONY: help build run test lint bench fuzz fuzz-build clean
+.PHONY: help build run demo test lint bench fuzz fuzz-build clean
 
 help:
-	@echo "make run          build and start the gateway on its embedded default"
+	@echo "make run          build and start the gateway and two simulated CTI nodes (Ctrl-C stops all)"
+	@echo "make demo         one scripted user against make run (or a stack of its own): the SIP/CSTA ladder"
 	@echo "make test         every test: unit, integration, property, doc, benches once"
 	@echo "make lint         rustfmt and clippy, warnings are errors"
 	@echo "make build        release build for BOARD=$(BOARD) ($(TARGET))"
@@ -20,9 +21,37 @@ help:
 build:
 	$(CARGO) build --release --locked --target $(TARGET)
 
+# The embedded default: two simulated CTI nodes and the gateway on
+# loopback (config/ctigw.conf); Ctrl-C stops all three.
+BIN  := ./target/release
+# Starts the two simulators and arranges for them to stop with the recipe
+# (their PIDs are kept: /bin/sh has no job control to ask).
+SIMS := $(BIN)/ctigw-sim --listen 127.0.0.1:7001 --control 127.0.0.1:7101 --lines config/sim-lines.conf >/dev/null & s1=$$!; \
+        $(BIN)/ctigw-sim --listen 127.0.0.1:7002 --control 127.0.0.1:7102 --lines config/sim-lines.conf >/dev/null & s2=$$!; \
+        trap 'kill $$s1 $$s2 $$gw 2>/dev/null; wait' INT TERM EXIT;
+
 run:
-	$(CARGO) build --release --locked
-	./target/release/ctigw
+	$(CARGO) build --release --locked --bins
+	@$(SIMS) \
+	sleep 0.3; \
+	echo; echo "ctigw: SIP on 127.0.0.1:5060 (UDP and TCP); CTI nodes 127.0.0.1:7001 and :7002"; \
+	echo "       users and lines: config/lines.conf; try 'make demo' in another terminal; Ctrl-C stops"; echo; \
+	$(BIN)/ctigw --config config/ctigw.conf
+
+# One scripted user through sign-in, monitor, make call, hold, retrieve,
+# transfer and hang-up, printing the ladder; against `make run` if it is
+# up, otherwise against a stack started for the demo and stopped after.
+demo:
+	$(CARGO) build --release --locked --bins
+	@if $(BIN)/ctigw-demo --probe; then \
+	  $(BIN)/ctigw-demo; \
+	else \
+	  $(SIMS) \
+	  sleep 0.3; \
+	  RUST_LOG=warn $(BIN)/ctigw --config config/ctigw.conf & gw=$$!; \
+	  sleep 1; \
+	  $(BIN)/ctigw-demo; \
+	fi
 
 # --all-targets builds and runs unit, integration and property tests and
 # runs each benchmark once in test mode; doc tests need their own pass.
