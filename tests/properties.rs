@@ -429,3 +429,53 @@ fn frames_of(stream: &[u8], cuts: &[usize]) -> Vec<String> {
     assert!(buf.pending().is_empty(), "left over: {:?}", String::from_utf8_lossy(buf.pending()));
     frames
 }
+
+/// Frames `bytes` fed in pieces of `step`: the frames and whether it
+/// ended in an error (what must not depend on how reads split the stream).
+fn frames_and_error(bytes: &[u8], step: usize) -> (Vec<String>, bool) {
+    let mut buf = StreamBuffer::<2048>::new();
+    let mut out = Vec::new();
+    for piece in bytes.chunks(step.max(1)) {
+        let mut rest = piece;
+        while !rest.is_empty() {
+            let n = buf.push(rest);
+            rest = &rest[n..];
+            loop {
+                match buf.next(1024) {
+                    Ok(Some(frame)) => out.push(describe(&frame)),
+                    Ok(None) => break,
+                    Err(_) => return (out, true),
+                }
+            }
+            if n == 0 {
+                return (out, true);
+            }
+        }
+    }
+    (out, false)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The framer's shortcuts (waiting for a blank line, then for the
+    /// body) must never change what it frames: mutated pipelines, whole
+    /// and in every piece size, frame the same.
+    #[test]
+    fn mutated_streams_frame_the_same_whatever_the_reads(
+        picks in proptest::collection::vec(any::<usize>(), 1..4),
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..12),
+        step in 1usize..40,
+    ) {
+        let all = samples();
+        let mut stream = Vec::new();
+        for p in picks {
+            stream.extend_from_slice(&all[p % all.len()]);
+            stream.extend_from_slice(b"\r\n");
+        }
+        let stream = mutate(stream, &edits);
+        let whole = frames_and_error(&stream, stream.len());
+        prop_assert_eq!(&frames_and_error(&stream, step), &whole);
+        prop_assert_eq!(&frames_and_error(&stream, 1), &whole);
+    }
+}

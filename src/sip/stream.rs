@@ -182,9 +182,12 @@ impl<const N: usize> StreamBuffer<N> {
             pending_len >= self.wait_until
         } else {
             // A keep-alive (CR LF) at the head is a frame of its own; a
-            // message needs the blank line that ends its header block.
-            let from = self.wait_until.saturating_sub(3);
+            // message needs the blank line that ends its header block,
+            // searched for in what came since the last search, never in
+            // the empty lines before the start line.
             let pending = self.buf.pending();
+            let leading = pending.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(pending_len);
+            let from = self.wait_until.saturating_sub(3).max(leading);
             pending_len <= 4 || pending[0] == b'\r' || blank_line_end(&pending[from..]).is_some()
         };
         if !worth_parsing {
@@ -224,14 +227,20 @@ impl<const N: usize> StreamBuffer<N> {
     }
 }
 
-/// Where the first blank line (`\n\n` or `\r\n\r\n`) in `bytes` ends.
+/// Where the first blank line in `bytes` ends: a line end (`\n`)
+/// followed by an empty line, `\n` or `\r\n`, as the header parsers see
+/// it (so `\r\n\r\n`, `\n\n` and mixed endings alike).
 fn blank_line_end(bytes: &[u8]) -> Option<usize> {
-    let lf = bytes.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    let crlf = bytes.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+    let mut from = 0;
+    while let Some(i) = bytes[from..].iter().position(|&b| b == b'\n') {
+        let at = from + i;
+        match bytes.get(at + 1..) {
+            Some([b'\n', ..]) => return Some(at + 2),
+            Some([b'\r', b'\n', ..]) => return Some(at + 3),
+            _ => from = at + 1,
+        }
     }
+    None
 }
 
 /// Where the header block of the message at the start of `bytes` ends:
@@ -366,6 +375,34 @@ mod tests {
         }
         split.push(b"\r\n");
         assert_eq!(split.next(100).unwrap_err(), Error::DuplicateHeader("Content-Length"));
+    }
+
+    /// Found by the sip_stream fuzzer: a header block ended by a bare LF
+    /// and then CR LF (`\n\r\n`) is complete for the parsers but was not
+    /// seen as complete by the search for its end, and empty lines before
+    /// a start line were taken for one; whole and split reads disagreed.
+    #[test]
+    fn fuzz_regression_mixed_line_ends_and_leading_empty_lines() {
+        let input = b"\n\n\n\nINFO sip:a@b SIP/2.0\nCall-ID: x\nl: 1x\n\r\nrest";
+        let whole = {
+            let mut b = StreamBuffer::<512>::new();
+            b.push(input);
+            b.next(100).map(|f| f.is_some())
+        };
+        let split = {
+            let mut b = StreamBuffer::<512>::new();
+            let mut result = Ok(false);
+            for byte in input {
+                b.push(&[*byte]);
+                result = b.next(100).map(|f| f.is_some());
+                if result.is_err() {
+                    break;
+                }
+            }
+            result
+        };
+        assert_eq!(whole, Err(Error::BadContentLength));
+        assert_eq!(split, whole);
     }
 
     #[test]
