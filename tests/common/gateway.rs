@@ -1,0 +1,118 @@
+//! Runs a `ctigw` process with a generated configuration for the tests.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port for both UDP and TCP.
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A private folder for one test's files.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ctigw-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A configuration for a gateway on `port` with these CTI nodes and the
+/// demo directory's line appearances.
+pub fn config_text(port: u16, nodes: &[SocketAddr], extra: &str) -> String {
+    let lines = concat!(env!("CARGO_MANIFEST_DIR"), "/config/lines.conf");
+    let mut text = format!("[sip]\nlisten = 127.0.0.1:{port}\nhost = 127.0.0.1\ntrusted = 127.0.0.1\n{extra}\n[cti]\n");
+    for n in nodes {
+        text.push_str(&format!("node = {n}\n"));
+    }
+    text.push_str("heartbeat_interval = 2s\nreconnect_interval = 1s\nrequest_timeout = 2s\nconnect_timeout = 1s\n");
+    text.push_str(&format!("[log]\nlevel = info\n[lines]\nfile = {lines}\n"));
+    text
+}
+
+/// One gateway process.
+pub struct Gateway {
+    child: Option<Child>,
+    /// Where it listens for SIP (UDP and TCP).
+    pub sip: SocketAddr,
+    /// What it logged, collected by a thread.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Gateway {
+    /// Starts `ctigw` with `config` and waits until its SIP port answers.
+    pub fn start(name: &str, config: &str) -> Gateway {
+        let dir = scratch_dir(name);
+        let path = dir.join("ctigw.conf");
+        std::fs::write(&path, config).unwrap();
+        let port: u16 = config
+            .lines()
+            .find_map(|l| l.strip_prefix("listen = 127.0.0.1:"))
+            .and_then(|p| p.trim().parse().ok())
+            .expect("a listen line");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ctigw"))
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ctigw starts");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let start = Instant::now();
+        while TcpStream::connect(sip).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "ctigw did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Gateway { child: Some(child), sip, log }
+    }
+
+    /// Waits until the log has a line containing `text`.
+    pub fn wait_log(&self, text: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.log.lock().unwrap().iter().any(|l| l.contains(text)) {
+            assert!(start.elapsed() < limit, "no log line with {text:?}: {:#?}", self.log.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// kill -9, and wait.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `ctigw-demo` against `gateway` with `args`.
+pub fn demo(gateway: SocketAddr, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ctigw-demo"))
+        .arg("--gateway")
+        .arg(gateway.to_string())
+        .args(args)
+        .output()
+        .expect("ctigw-demo runs")
+}

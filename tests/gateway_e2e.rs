@@ -1,0 +1,108 @@
+//! The gateway end to end, with the real binaries on loopback: two
+//! `ctigw-sim` nodes, `ctigw` booted from a configuration file, and
+//! `ctigw-demo` playing a Lync user over TCP and over UDP.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::gateway::{Gateway, config_text, demo, free_port, scratch_dir};
+use common::sim::Sim;
+
+#[test]
+fn a_user_signs_in_calls_holds_transfers_and_hangs_up_over_tcp_and_udp() {
+    let sims = [Sim::start(&[]), Sim::start(&[])];
+    let gw = Gateway::start("flows", &config_text(free_port(), &[sims[0].listen, sims[1].listen], ""));
+    gw.wait_log("node 2: up", Duration::from_secs(5));
+    gw.wait_log("node 1: up", Duration::from_secs(5));
+    for transport in ["tcp", "udp"] {
+        let out = demo(gw.sip, &["--transport", transport]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{transport}: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("demo complete"), "{stdout}");
+        for line in ["TransferedEvent C-", "HeldEvent C-", "RetrievedEvent C-", "ConnectionClearedEvent C-"] {
+            assert!(stdout.contains(line), "{transport}: no {line}\n{stdout}");
+        }
+    }
+    // Round-robin: the two sessions went to different nodes.
+    let log = gw.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("node 1, from TCP") && log.contains("node 2, from UDP")
+            || log.contains("node 2, from TCP") && log.contains("node 1, from UDP"),
+        "{log}"
+    );
+}
+
+#[test]
+fn users_keep_working_on_the_live_node_when_the_other_is_killed() {
+    let mut sims = [Sim::start(&[]), Sim::start(&[])];
+    let gw = Gateway::start("failover", &config_text(free_port(), &[sims[0].listen, sims[1].listen], ""));
+    gw.wait_log("node 2: up", Duration::from_secs(5));
+    gw.wait_log("node 1: up", Duration::from_secs(5));
+    sims[0].kill();
+    gw.wait_log("node 1: down", Duration::from_secs(5));
+    for (user, line) in [("sip:bob@example.com", "tel:102"), ("sip:carol@example.com", "tel:103")] {
+        let out = demo(gw.sip, &["--user", user, "--line", line, "--quiet"]);
+        assert!(out.status.success(), "{user}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // And back: the node is reconnected and takes sessions again.
+    let addr = sims[0].listen.to_string();
+    sims[0] = Sim::start_on(&addr, &[]);
+    gw.wait_log("node 1: up", Duration::from_secs(5));
+}
+
+#[test]
+fn another_users_line_is_refused() {
+    let sim = Sim::start(&[]);
+    let gw = Gateway::start("privilege", &config_text(free_port(), &[sim.listen], ""));
+    gw.wait_log("node 1: up", Duration::from_secs(5));
+    let out = demo(gw.sip, &["--user", "sip:alice@example.com", "--line", "tel:102", "--quiet"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403 Forbidden: line not assigned to the user"));
+}
+
+#[test]
+fn check_config_reports_every_error_as_file_and_line() {
+    let dir = scratch_dir("check");
+    let good = dir.join("good.conf");
+    std::fs::write(&good, config_text(5060, &["127.0.0.1:7001".parse().unwrap()], "")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ctigw")).arg("--check-config").arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": ok (1 CTI nodes, 5 line appearances"));
+
+    let bad = dir.join("bad.conf");
+    std::fs::write(&bad, "[sip]\nlisten = 127.0.0.1:5060\nlisten = here\ncolour = blue\n[cti]\nnode = 127.0.0.1:7001\nnode = 127.0.0.1:7001\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ctigw")).arg("--check-config").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let path = bad.display();
+    assert!(stderr.contains(&format!("{path}:3: \"here\" is not an address:port")), "{stderr}");
+    assert!(stderr.contains(&format!("{path}:4: unknown key \"colour\" in [sip]")), "{stderr}");
+    assert!(stderr.contains(&format!("{path}:7: CTI node 127.0.0.1:7001 listed twice")), "{stderr}");
+
+    let bad_lines = dir.join("lines.conf");
+    std::fs::write(&bad_lines, "sip:a@example.com D1 tel:101\nsip:b@example.com D2\n").unwrap();
+    let conf = dir.join("with-bad-lines.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[sip]\nlisten = 127.0.0.1:5060\n[cti]\nnode = 127.0.0.1:7001\n[lines]\nfile = {}\n",
+            bad_lines.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ctigw")).arg("--check-config").arg(&conf).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{}:2: expected 3 fields", bad_lines.display())), "{stderr}");
+
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_ctigw")).arg("--check-config").arg(dir.join("missing.conf")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.conf: cannot read"));
+    let out = Command::new(env!("CARGO_BIN_EXE_ctigw")).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ctigw "));
+    let out = Command::new(env!("CARGO_BIN_EXE_ctigw")).arg("--bogus").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
