@@ -6,6 +6,7 @@
 //! host = gw.example.com          # the gateway's SIP host name
 //! trusted = 127.0.0.1            # who may open sessions: addresses or CIDR ranges
 //! tcp_idle_timeout = 15m
+//! tcp_connections = 1024         # TCP connection slots; more are refused
 //!
 //! [cti]
 //! node = 127.0.0.1:7001          # 1 to 8 nodes; `mode=system-status` for nodes
@@ -97,6 +98,8 @@ pub struct Config {
     pub trusted: Vec<Cidr>,
     /// Idle TCP connections are closed after this long.
     pub tcp_idle_timeout: Duration,
+    /// TCP connection slots; connections beyond them are refused.
+    pub tcp_connections: usize,
     /// The CTI nodes, at most eight.
     pub nodes: Vec<NodeConfig>,
     /// The CTI timers.
@@ -176,11 +179,12 @@ fn parse_node(text: &str) -> Result<NodeConfig, String> {
 /// Keys that may be given more than once.
 const REPEATABLE: [&str; 3] = ["sip.listen", "sip.trusted", "cti.node"];
 /// Every key, as `section.key`.
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 14] = [
     "sip.listen",
     "sip.host",
     "sip.trusted",
     "sip.tcp_idle_timeout",
+    "sip.tcp_connections",
     "cti.node",
     "cti.heartbeat_interval",
     "cti.heartbeat_misses",
@@ -211,6 +215,7 @@ impl Config {
             sip_host: String::new(),
             trusted: Vec::new(),
             tcp_idle_timeout: Duration::from_secs(15 * 60),
+            tcp_connections: 1024,
             nodes: Vec::new(),
             timing: Timing::default(),
             admin_listen: None,
@@ -274,6 +279,13 @@ impl Config {
                     }
                     "sip.trusted" => config.trusted.push(Cidr::parse(value)?),
                     "sip.tcp_idle_timeout" => config.tcp_idle_timeout = parse_duration(value)?,
+                    "sip.tcp_connections" => {
+                        config.tcp_connections = value
+                            .parse()
+                            .ok()
+                            .filter(|n| (1..=65_535).contains(n))
+                            .ok_or(format!("{value:?} is not a number of connections from 1 to 65535"))?
+                    }
                     "cti.node" => {
                         config.nodes.push(parse_node(value)?);
                         node_lines.push(line);
@@ -365,7 +377,7 @@ mod tests {
     fn every_value() {
         let c = parse(
             "[sip]\nlisten = 127.0.0.1:5060\nlisten = [::1]:5060\nhost = gw.example.com\ntrusted = 10.0.0.0/8\ntrusted = ::1\n\
-             tcp_idle_timeout = 2m\n[cti]\nnode = 127.0.0.1:7001\nnode = 127.0.0.1:7002 mode=system-status\n\
+             tcp_idle_timeout = 2m\ntcp_connections = 8\n[cti]\nnode = 127.0.0.1:7001\nnode = 127.0.0.1:7002 mode=system-status\n\
              heartbeat_interval = 500ms\nheartbeat_misses = 3\nreconnect_interval = 1s\nrequest_timeout = 2s\n\
              connect_timeout = 1s\n[admin]\nlisten = 127.0.0.1:8080\n[log]\nlevel = debug\n[lines]\nfile = users.conf\n",
         )
@@ -376,6 +388,7 @@ mod tests {
         assert!(c.is_trusted("::ffff:10.9.9.9".parse().unwrap()), "IPv4-mapped");
         assert!(!c.is_trusted("11.0.0.1".parse().unwrap()));
         assert_eq!(c.tcp_idle_timeout, Duration::from_secs(120));
+        assert_eq!(c.tcp_connections, 8);
         assert_eq!(c.nodes[1].mode, SessionMode::SystemStatus);
         assert_eq!(c.timing.heartbeat_interval, Duration::from_millis(500));
         assert_eq!(c.timing.heartbeat_misses, 3);

@@ -22,9 +22,6 @@ usage: ctigw [--config PATH]        run the gateway (default /etc/ctigw/ctigw.co
 
 The log level comes from the configuration; RUST_LOG overrides it.";
 
-/// TCP connection slots (a board capacity).
-const TCP_SLOTS: usize = 1024;
-
 enum Command {
     Run(PathBuf),
     Check(PathBuf),
@@ -126,7 +123,7 @@ fn run(config: Config, appearances: Appearances) -> ExitCode {
                 }
             }
         }
-        let host = Rc::new(RefCell::new(io::sip::host(gateway, &listeners, TCP_SLOTS)));
+        let host = Rc::new(RefCell::new(io::sip::host(gateway, &listeners, config.tcp_connections)));
         host.borrow_mut().gw.start(Instant::now());
         let pump = io::cti::spawn(&ex, host.clone());
         pump.run(&mut *host.borrow_mut());

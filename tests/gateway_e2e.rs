@@ -106,3 +106,37 @@ fn check_config_reports_every_error_as_file_and_line() {
     let out = Command::new(env!("CARGO_BIN_EXE_ctigw")).arg("--bogus").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn tcp_slots_refuse_the_extra_connection_and_idle_ones_are_closed() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let sim = Sim::start(&[]);
+    let gw =
+        Gateway::start("slots", &config_text(free_port(), &[sim.listen], "tcp_connections = 2\ntcp_idle_timeout = 1s"));
+    gw.wait_log("node 1: up", Duration::from_secs(5));
+    let options = "OPTIONS sip:ctigw@gw SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKslot\r\nFrom: <sip:a@b>;tag=s\r\nTo: <sip:c@d>\r\nCall-ID: slot\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    let answered = |s: &mut TcpStream| {
+        s.write_all(options.as_bytes()).unwrap();
+        let mut buf = [0u8; 2048];
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        matches!(s.read(&mut buf), Ok(n) if n > 0 && buf.starts_with(b"SIP/2.0 200"))
+    };
+    let mut first = TcpStream::connect(gw.sip).unwrap();
+    let mut second = TcpStream::connect(gw.sip).unwrap();
+    assert!(answered(&mut first) && answered(&mut second));
+    // The third is closed at once; the two others are untouched.
+    let mut third = TcpStream::connect(gw.sip).unwrap();
+    third.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 16];
+    assert!(matches!(third.read(&mut buf), Ok(0) | Err(_)), "the extra connection is refused");
+    assert!(answered(&mut first) && answered(&mut second));
+    gw.wait_log("refused, all 2 connection slots in use", Duration::from_secs(1));
+    // Idle for longer than tcp_idle_timeout: closed by the gateway.
+    std::thread::sleep(Duration::from_millis(1500));
+    first.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert!(matches!(first.read(&mut buf), Ok(0) | Err(_)), "an idle connection is closed");
+    // With slots free again, new connections are served.
+    let mut fourth = TcpStream::connect(gw.sip).unwrap();
+    assert!(answered(&mut fourth));
+}

@@ -125,7 +125,8 @@ impl Client {
                     match s.read(spare) {
                         Ok(0) => return Err(std::io::Error::other("the gateway closed the connection")),
                         Ok(n) => framer.filled(n),
-                        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                        }
                         Err(e) => return Err(e),
                     }
                 }
@@ -133,7 +134,8 @@ impl Client {
                     let mut buf = vec![0u8; 65536];
                     match s.recv(&mut buf) {
                         Ok(n) => return Ok(Some(buf[..n].to_vec())),
-                        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                        }
                         Err(e) => return Err(e),
                     }
                 }
@@ -165,7 +167,14 @@ impl Client {
             let Some(bytes) = self.receive(left).map_err(|e| e.to_string())? else { continue };
             let m = Message::parse(&bytes).map_err(|e| format!("the gateway sent bad SIP: {e}"))?;
             match m.status_code() {
-                Some(code) if m.cseq().is_ok_and(|c| c.number == cseq && c.method != "INFO" || c.number == cseq && m.call_id().is_ok_and(|id| id == self.call_id) && m.from().is_ok_and(|f| f.tag() == Some(self.tag.as_str()))) => {
+                Some(code)
+                    if m.cseq().is_ok_and(|c| {
+                        c.number == cseq && c.method != "INFO"
+                            || c.number == cseq
+                                && m.call_id().is_ok_and(|id| id == self.call_id)
+                                && m.from().is_ok_and(|f| f.tag() == Some(self.tag.as_str()))
+                    }) =>
+                {
                     if code < 200 {
                         continue;
                     }
@@ -224,7 +233,11 @@ impl Client {
         }
         let xml = out.as_bytes().to_vec();
         let to_tag = if self.gw_tag.is_empty() { String::new() } else { format!(";tag={}", self.gw_tag) };
-        let content = if xml.is_empty() { "" } else { "Content-Type: application/csta+xml\r\nContent-Disposition: signal;handling=required\r\n" };
+        let content = if xml.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/csta+xml\r\nContent-Disposition: signal;handling=required\r\n"
+        };
         let head = format!(
             "{method} sip:ctigw@gateway SIP/2.0\r\nVia: SIP/2.0/{t} {local};branch=z9hG4bKdemo{b}x{cs}\r\nMax-Forwards: 70\r\n\
              From: <{user}>;tag={tag};epid=demo\r\nTo: <sip:ctigw@gateway>{to_tag}\r\nCall-ID: {cid}\r\nCSeq: {cs} {method}\r\n\
@@ -336,15 +349,29 @@ fn parse_args() -> Result<Options, String> {
 }
 
 fn run(o: &Options) -> Result<(), String> {
-    let mut c = Client::connect(o.gateway, o.transport, &o.user, o.quiet).map_err(|e| format!("cannot reach {}: {e}", o.gateway))?;
+    let mut c = Client::connect(o.gateway, o.transport, &o.user, o.quiet)
+        .map_err(|e| format!("cannot reach {}: {e}", o.gateway))?;
     if !o.quiet {
-        println!("{} signs in to ctigw at {} over {}, controlling {}\n", o.user, o.gateway, o.transport.to_uppercase(), o.line);
+        println!(
+            "{} signs in to ctigw at {} over {}, controlling {}\n",
+            o.user,
+            o.gateway,
+            o.transport.to_uppercase(),
+            o.line
+        );
     }
     let t = Text::literal;
     c.request("INVITE", Some(&Request::RequestSystemStatus { line: Some(t(&o.line)) }))?;
     c.request("INFO", Some(&Request::GetCstaFeatures { line: None }))?;
     c.request("INFO", Some(&Request::MonitorStart { device: t(&o.line) }))?;
-    let first = call_of(&c.request("INFO", Some(&Request::MakeCall { calling: t(&o.line), called: t(&o.called), auto_originate: Some(csta::AutoOriginate::DoNotPrompt) }))?)?;
+    let first = call_of(&c.request(
+        "INFO",
+        Some(&Request::MakeCall {
+            calling: t(&o.line),
+            called: t(&o.called),
+            auto_originate: Some(csta::AutoOriginate::DoNotPrompt),
+        }),
+    )?)?;
     c.await_event("EstablishedEvent", &first, Duration::from_secs(10))?;
     fn mine<'a>(call: &'a str, line: &'a str) -> ConnectionId<'a> {
         ConnectionId::new(Text::literal(call), Text::literal(line))
@@ -353,17 +380,30 @@ fn run(o: &Options) -> Result<(), String> {
     c.await_event("HeldEvent", &first, Duration::from_secs(5))?;
     c.request("INFO", Some(&Request::RetrieveCall { call: mine(&first, &o.line) }))?;
     c.await_event("RetrievedEvent", &first, Duration::from_secs(5))?;
-    let second = call_of(&c.request("INFO", Some(&Request::ConsultationCall { existing: mine(&first, &o.line), consulted: t(&o.consulted) }))?)?;
+    let second = call_of(&c.request(
+        "INFO",
+        Some(&Request::ConsultationCall { existing: mine(&first, &o.line), consulted: t(&o.consulted) }),
+    )?)?;
     c.await_event("EstablishedEvent", &second, Duration::from_secs(10))?;
     c.request("INFO", Some(&Request::TransferCall { held: mine(&first, &o.line), active: mine(&second, &o.line) }))?;
     c.await_event("TransferedEvent", &first, Duration::from_secs(5))?;
-    let third = call_of(&c.request("INFO", Some(&Request::MakeCall { calling: t(&o.line), called: t(&o.called), auto_originate: Some(csta::AutoOriginate::DoNotPrompt) }))?)?;
+    let third = call_of(&c.request(
+        "INFO",
+        Some(&Request::MakeCall {
+            calling: t(&o.line),
+            called: t(&o.called),
+            auto_originate: Some(csta::AutoOriginate::DoNotPrompt),
+        }),
+    )?)?;
     c.await_event("EstablishedEvent", &third, Duration::from_secs(10))?;
     c.request("INFO", Some(&Request::ClearConnection { connection: mine(&third, &o.line) }))?;
     c.await_event("ConnectionClearedEvent", &third, Duration::from_secs(5))?;
     c.request("BYE", None)?;
     if !o.quiet {
-        println!("\ndemo complete: a call made, held, retrieved, transferred; another made and hung up; {} events", c.events.len());
+        println!(
+            "\ndemo complete: a call made, held, retrieved, transferred; another made and hung up; {} events",
+            c.events.len()
+        );
     }
     Ok(())
 }
