@@ -227,6 +227,8 @@ enum ClientKind {
 
 /// One of the gateway's own requests in flight.
 struct ClientTx {
+    /// The event INFO queued behind this one in its session.
+    next: Option<Handle>,
     kind: ClientKind,
     session: Handle,
     to: Peer,
@@ -319,6 +321,7 @@ impl Gateway {
             }),
             pending_index: Index::new(config.pending),
             client: Pool::new(config.client_transactions, || ClientTx {
+                next: None,
                 kind: ClientKind::EventInfo,
                 session: Handle { index: 0, generation: 0 },
                 to: anyone,
@@ -1084,7 +1087,6 @@ impl Gateway {
     /// Sends the gateway's own request in the session's dialog: an event
     /// INFO, or a BYE. Over UDP it is retransmitted until answered.
     fn send_in_dialog(&mut self, h: Handle, kind: ClientKind, event: Option<&csta::Event<'_>>) {
-        let now = self.now;
         let Some(s) = self.sessions.get_mut(h) else { return };
         if s.ending && kind == ClientKind::EventInfo {
             return;
@@ -1143,20 +1145,66 @@ impl Gateway {
         c.kind = kind;
         c.session = h;
         c.to = s.peer;
+        c.next = None;
+        if kind == ClientKind::EventInfo {
+            self.counters.events_relayed += 1;
+            // One event INFO in flight per session: later ones wait, in order.
+            let s = self.sessions.get_mut(h).expect("just used");
+            match s.events {
+                Some((head, tail)) => {
+                    s.events = Some((head, ch));
+                    if let Some(t) = self.client.get_mut(tail) {
+                        t.next = Some(ch);
+                    }
+                    return;
+                }
+                None => s.events = Some((ch, ch)),
+            }
+        }
+        self.start_client(ch);
+    }
+
+    /// Sends a client transaction and starts its timers (E and F).
+    fn start_client(&mut self, ch: Handle) {
+        let now = self.now;
+        let Some(c) = self.client.get_mut(ch) else { return };
         c.interval = T1;
-        c.retransmit_at = (!s.peer.transport.is_reliable()).then_some(now + T1);
+        c.retransmit_at = (!c.to.transport.is_reliable()).then_some(now + T1);
         c.timeout_at = now + 64 * T1;
         let (retransmit, timeout) = (c.retransmit_at, c.timeout_at);
         let c = self.client.get(ch).expect("just filled");
         if !self.out.push(c.to, |buf| copy_into(buf, &c.bytes[..c.len])) {
             self.counters.transmit_drops += 1;
         }
-        if kind == ClientKind::EventInfo {
-            self.counters.events_relayed += 1;
-        }
         self.schedule(timeout, Timer::Client(ch.pack()));
         if let Some(at) = retransmit {
             self.schedule(at, Timer::Client(ch.pack()));
+        }
+    }
+
+    /// The event INFO in flight of session `h` got its final answer: the
+    /// next one goes out.
+    fn next_event(&mut self, h: Handle, done: Handle) {
+        let next = self.client.get(done).and_then(|c| c.next);
+        self.client.free(done);
+        let Some(s) = self.sessions.get_mut(h) else { return };
+        match (s.events, next) {
+            (Some((head, tail)), Some(next)) if head == done => {
+                s.events = Some((next, tail));
+                self.start_client(next);
+            }
+            (Some((head, _)), None) if head == done => s.events = None,
+            _ => {}
+        }
+    }
+
+    /// Frees the session's queued event INFOs (it is ending).
+    fn drop_events(&mut self, h: Handle) {
+        let Some((head, _)) = self.sessions.get_mut(h).and_then(|s| s.events.take()) else { return };
+        let mut next = Some(head);
+        while let Some(ch) = next {
+            next = self.client.get(ch).and_then(|c| c.next);
+            self.client.free(ch);
         }
     }
 
@@ -1166,7 +1214,10 @@ impl Gateway {
         if c.timeout_at <= now {
             // Timer F: never answered.
             let (kind, session) = (c.kind, c.session);
-            self.client.free(h);
+            // An event INFO is freed with its session's queue below.
+            if kind != ClientKind::EventInfo || self.sessions.get(session).is_none() {
+                self.client.free(h);
+            }
             if kind == ClientKind::EventInfo {
                 self.counters.event_timeouts += 1;
                 log::info!("session ended: an event INFO was never answered (dead dialog)");
@@ -1206,12 +1257,17 @@ impl Gateway {
             return;
         }
         let (kind, session) = (c.kind, c.session);
-        self.client.free(h);
-        if kind == ClientKind::EventInfo && code >= 300 {
+        if kind == ClientKind::Bye {
+            self.client.free(h);
+            return;
+        }
+        if code >= 300 {
             // 481: the dialog is gone at Lync's end; anything else: end it.
             let bye = code != 481 && code != 408;
             log::info!("session ended: Lync answered an event INFO with {code}");
             self.end_session(session, bye);
+        } else {
+            self.next_event(session, h);
         }
     }
 
@@ -1245,6 +1301,7 @@ impl Gateway {
             }
         }
         self.counters.sessions_closed += 1;
+        self.drop_events(h);
         if !bye {
             self.sessions.close(h);
         } else if self.out.room() > 1 && self.byes.is_empty() {

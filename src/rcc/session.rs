@@ -70,6 +70,9 @@ pub struct Session {
     pub invite_cseq: u32,
     /// Ending: a BYE is waiting to go out; nothing else is relayed.
     pub ending: bool,
+    /// The event INFO in flight, and the last one waiting behind it:
+    /// events go to Lync one at a time, in order.
+    pub events: Option<(Handle, Handle)>,
 }
 
 impl Session {
@@ -95,6 +98,7 @@ impl Session {
             invite_2xx: None,
             invite_cseq: 0,
             ending: false,
+            events: None,
         }
     }
 

@@ -301,21 +301,32 @@ impl Lync {
         self.ack(world);
     }
 
-    /// Answers the gateway's requests (event INFOs) with 200.
-    fn answer(&self, world: &mut World, requests: &[Message<'static>]) {
+    /// Answers the gateway's requests (event INFOs) with 200; returns
+    /// what the gateway sent next (the following event, one at a time).
+    fn answer(&self, world: &mut World, requests: &[Message<'static>]) -> Vec<Message<'static>> {
+        let mut next = Vec::new();
         for r in requests.iter().filter(|m| m.method().is_some()) {
             let mut buf = vec![0u8; 2048];
             let ok =
                 sip::MessageWriter::response_to(&mut buf, r, 200, "OK", None, None).unwrap().finish().unwrap().to_vec();
-            world.send(
-                self.peer,
-                std::str::from_utf8(&ok)
-                    .unwrap()
-                    .trim_end_matches("Content-Length: 0\r\n\r\n")
-                    .replace("\r\n", "\n")
-                    .as_str(),
-            );
+            let text =
+                std::str::from_utf8(&ok).unwrap().trim_end_matches("Content-Length: 0\r\n\r\n").replace("\r\n", "\n");
+            next.extend(world.send(self.peer, &text));
         }
+        next
+    }
+
+    /// Answers every event INFO as it comes (they come one at a time) and
+    /// returns them all, in order, with the rest of `first`.
+    fn answer_all(&self, world: &mut World, first: Vec<Message<'static>>) -> Vec<Message<'static>> {
+        let mut all = Vec::new();
+        let mut batch = first;
+        while !batch.is_empty() {
+            let next = self.answer(world, &batch);
+            all.extend(batch);
+            batch = next;
+        }
+        all
     }
 }
 
@@ -368,6 +379,8 @@ fn sign_in_features_monitor_make_call_and_the_events() {
     assert!(matches!(answer, Csta::Response(Response::MonitorStarted { .. })), "{answer:?}");
 
     let out = alice.info(&mut w, &format!("<MakeCall xmlns=\"{NS}\"><callingDevice>tel:101</callingDevice><calledDirectoryNumber>tel:+14255559876</calledDirectoryNumber></MakeCall>"));
+    assert_eq!(events(&out), ["ServiceInitiatedEvent"], "one event INFO in flight at a time");
+    let out = alice.answer_all(&mut w, out);
     let r = only_response(&out);
     let Csta::Response(Response::Call { call, .. }) = body_of(r) else { panic!("{r:?}") };
     assert_eq!(call.device.unwrap(), "tel:101", "the calling device echoed as sent");
@@ -380,7 +393,6 @@ fn sign_in_features_monitor_make_call_and_the_events() {
     assert_eq!(cseqs, [1, 2, 3]);
     assert_eq!(infos[0].request_uri(), Some("sip:pool.example.com:5070;transport=udp"));
     assert_eq!(infos[0].name_addrs(sip::HeaderName::Route).next().unwrap().unwrap().uri, "sip:pool.example.com;lr");
-    alice.answer(&mut w, &out);
 
     w.advance(1000); // the outside party answers
     let out = w.take();
@@ -733,7 +745,7 @@ fn an_incoming_call_is_answered_and_another_deflected() {
     w.deliver(0, outputs);
     w.pump();
     let out = w.take();
-    bob.answer(&mut w, &out);
+    bob.answer_all(&mut w, out);
     let out = bob.info(&mut w, &format!("<DeflectCall xmlns=\"{NS}\"><callToBeDiverted><callID>C-0002</callID><deviceID>tel:102</deviceID></callToBeDiverted><newDestination>tel:+14255551234</newDestination></DeflectCall>"));
     assert!(matches!(body_of(only_response(&out)), Csta::Response(Response::Ack(csta::Service::DeflectCall))));
     assert_eq!(events(&out), ["DivertedEvent"]);

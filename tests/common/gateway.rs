@@ -1,7 +1,7 @@
 //! Runs a `ctigw` process with a generated configuration for the tests.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -75,10 +75,23 @@ impl Gateway {
             }
         });
         let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // Ready when it answers OPTIONS over UDP (a TCP probe would hold
+        // one of its connection slots for a moment).
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let options = format!(
+            "OPTIONS sip:ctigw@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKready\r\nFrom: <sip:t@example.com>;tag=r\r\n\
+             To: <sip:ctigw@127.0.0.1>\r\nCall-ID: ready\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            probe.local_addr().unwrap()
+        );
         let start = Instant::now();
-        while TcpStream::connect(sip).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "ctigw did not start listening");
-            std::thread::sleep(Duration::from_millis(20));
+        loop {
+            assert!(start.elapsed() < Duration::from_secs(10), "ctigw did not start answering");
+            let _ = probe.send_to(options.as_bytes(), sip);
+            let mut buf = [0u8; 1024];
+            if probe.recv(&mut buf).is_ok() {
+                break;
+            }
         }
         Gateway { child: Some(child), sip, log }
     }
