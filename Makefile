@@ -7,12 +7,13 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := sip_message sip_stream csta_document
 TESTDATA     ?= $(abspath $(or $(CTIGW_TESTDATA),../shared/testdata))
 
-.PHONY: help build run demo test lint bench fuzz fuzz-build clean
+.PHONY: help build run demo deps test lint bench fuzz fuzz-build clean
 
 help:
 	@echo "make run          build and start the gateway and two simulated CTI nodes (Ctrl-C stops all)"
 	@echo "make demo         one scripted user against make run (or a stack of its own): the SIP/CSTA ladder"
 	@echo "make test         every test: unit, integration, property, doc, benches once"
+	@echo "make deps         install the real peers the tests use: sipp, tshark (Debian, as root)"
 	@echo "make lint         rustfmt and clippy, warnings are errors"
 	@echo "make build        release build for BOARD=$(BOARD) ($(TARGET))"
 	@echo "make bench        criterion benchmarks, ctigw beside the rsip crate"
@@ -53,9 +54,20 @@ demo:
 	  $(BIN)/ctigw-demo; \
 	fi
 
+# The real peers the end-to-end tests drive: sipp (sip-tester) and tshark.
+deps:
+	@missing=""; \
+	command -v sipp >/dev/null 2>&1 || missing="$$missing sip-tester"; \
+	command -v tshark >/dev/null 2>&1 || missing="$$missing tshark"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make deps: please install$$missing (Debian packages), or run as root"; exit 1; fi; \
+	  echo "make deps: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null; \
+	fi
+
 # --all-targets builds and runs unit, integration and property tests and
 # runs each benchmark once in test mode; doc tests need their own pass.
-test:
+test: deps
 	$(CARGO) test --locked --all-targets
 	$(CARGO) test --locked --doc
 
