@@ -279,6 +279,8 @@ pub struct Gateway {
     now: Instant,
     /// Where a node's document is copied before it is handled.
     inbox: Box<[u8]>,
+    /// The gateway's Contact URIs for UDP and TCP dialogs, made at boot.
+    contacts: [String<160>; 2],
     /// What has happened.
     pub counters: Counters,
 }
@@ -289,10 +291,9 @@ fn transaction_key(m: &Message<'_>, from: &Peer) -> Option<u64> {
     let via = m.via().ok()?;
     let branch = via.branch()?;
     let method = m.cseq().ok()?.method;
-    let addr = from.addr.to_string();
     let mut buf = [0u8; 64];
     let mut out = OutBuf::new(&mut buf);
-    let _ = out.put_str(&addr);
+    let _ = write!(out, "{}", from.addr);
     Some(hash(&[branch.as_bytes(), method.as_bytes(), out.as_bytes()], false))
 }
 
@@ -350,6 +351,11 @@ impl Gateway {
             next_tag: 0,
             now: never,
             inbox: vec![0; crate::cti::LINK_BUFFER].into_boxed_slice(),
+            contacts: ["udp", "tcp"].map(|t| {
+                let mut uri = String::new();
+                let _ = write!(uri, "sip:{}:{};transport={t}", config.sip_host, config.sip_port);
+                uri
+            }),
             counters: Counters::default(),
             config,
         })
@@ -820,12 +826,11 @@ impl Gateway {
     fn answer_invite(&mut self, from: Peer, m: &Message<'_>, h: Handle, se: Option<u32>, with_status: bool) {
         let Some(s) = self.sessions.get(h) else { return };
         let (tag, namespace, up) = (s.local_tag.clone(), s.namespace, self.nodes.state(s.slot) == LinkState::Up);
-        let transport = if from.transport.is_reliable() { "tcp" } else { "udp" };
-        let (host, port) = (self.config.sip_host.clone(), self.config.sip_port);
+        let contact = self.contacts[usize::from(from.transport.is_reliable())].clone();
         let require_timer = se.is_some() && m.supports("timer");
         let status = Response::SystemStatus(if up { SystemStatus::Normal } else { SystemStatus::Disabled });
         let extra = |w: &mut MessageWriter<'_>| {
-            w.header_fmt("Contact", format_args!("<sip:{host}:{port};transport={transport}>"))?;
+            w.header_fmt("Contact", format_args!("<{contact}>"))?;
             w.header("Allow", ALLOW)?.header("Supported", "timer")?;
             if let Some(se) = se {
                 w.header_fmt("Session-Expires", format_args!("{se};refresher=uac"))?;
@@ -1110,11 +1115,7 @@ impl Gateway {
         let mut out = OutBuf::new(&mut sent_by);
         let _ = write!(out, "{}:{}", self.config.sip_host, self.config.sip_port);
         let sent_by = core::str::from_utf8(out.as_bytes()).unwrap_or("");
-        let mut contact = [0u8; 120];
-        let mut out = OutBuf::new(&mut contact);
-        let transport = if s.peer.transport.is_reliable() { "tcp" } else { "udp" };
-        let _ = write!(out, "sip:{}:{};transport={transport}", self.config.sip_host, self.config.sip_port);
-        let contact = core::str::from_utf8(out.as_bytes()).unwrap_or("");
+        let contact = &self.contacts[usize::from(s.peer.transport.is_reliable())];
         let target = if s.remote_target.is_empty() { s.user.as_str() } else { s.remote_target.as_str() };
         let d = DialogRequest {
             method: if kind == ClientKind::Bye { Method::Bye } else { Method::Info },
