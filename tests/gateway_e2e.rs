@@ -140,3 +140,37 @@ fn tcp_slots_refuse_the_extra_connection_and_idle_ones_are_closed() {
     let mut fourth = TcpStream::connect(gw.sip).unwrap();
     assert!(answered(&mut fourth));
 }
+
+#[test]
+fn calls_from_outside_are_answered_and_deflected() {
+    let sim = Sim::start(&[]);
+    let gw = Gateway::start("incoming", &config_text(free_port(), &[sim.listen], ""));
+    gw.wait_log("node 1: up", Duration::from_secs(5));
+    for transport in ["tcp", "udp"] {
+        let out = demo(
+            gw.sip,
+            &[
+                "--transport",
+                transport,
+                "--incoming",
+                &sim.control.to_string(),
+                "--user",
+                "sip:bob@example.com",
+                "--line",
+                "tel:+14255550102;ext=102",
+            ],
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{transport}: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+        for line in [
+            "DeliveredEvent C-",
+            "AnswerCallResponse",
+            "EstablishedEvent C-",
+            "ConnectionClearedEvent C-",
+            "DeflectCallResponse",
+            "DivertedEvent C-",
+        ] {
+            assert!(stdout.contains(line), "{transport}: no {line}\n{stdout}");
+        }
+    }
+}

@@ -17,6 +17,9 @@ use ctigw::sip::{Frame, Message, StreamBuffer};
 const USAGE: &str = "\
 usage: ctigw-demo [--gateway ADDR] [--transport tcp|udp] [--user URI] [--line TEL]
                   [--called TEL] [--consulted TEL] [--quiet]
+       ctigw-demo --incoming CONTROL [...]     calls come in from outside instead: the simulator
+                                               (its control channel at CONTROL) rings the line; one
+                                               call is answered and hung up, one deflected
        ctigw-demo --probe [--gateway ADDR]     exit 0 if a gateway answers OPTIONS
 
 defaults: --gateway 127.0.0.1:5060 --transport tcp --user sip:alice@example.com
@@ -310,6 +313,7 @@ struct Options {
     consulted: String,
     quiet: bool,
     probe: bool,
+    incoming: Option<SocketAddr>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -322,6 +326,7 @@ fn parse_args() -> Result<Options, String> {
         consulted: "tel:+14255551111".into(),
         quiet: false,
         probe: false,
+        incoming: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -341,6 +346,7 @@ fn parse_args() -> Result<Options, String> {
             "--consulted" => o.consulted = value()?,
             "--quiet" => o.quiet = true,
             "--probe" => o.probe = true,
+            "--incoming" => o.incoming = Some(value()?.parse().map_err(|e| format!("--incoming: {e}"))?),
             "--help" | "-h" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -408,6 +414,54 @@ fn run(o: &Options) -> Result<(), String> {
     Ok(())
 }
 
+/// One command on the simulator's control channel; its reply.
+fn control(addr: SocketAddr, command: &str) -> Result<String, String> {
+    use std::io::BufRead;
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("simulator control {addr}: {e}"))?;
+    writeln!(stream, "{command}").map_err(|e| e.to_string())?;
+    let mut reply = String::new();
+    std::io::BufReader::new(stream).read_line(&mut reply).map_err(|e| e.to_string())?;
+    let reply = reply.trim().to_string();
+    if !reply.starts_with("ok") {
+        return Err(format!("simulator: {command}: {reply}"));
+    }
+    Ok(reply)
+}
+
+/// Calls from outside: answered, hung up by the far end; then deflected.
+fn run_incoming(o: &Options, sim: SocketAddr) -> Result<(), String> {
+    let mut c = Client::connect(o.gateway, o.transport, &o.user, o.quiet)
+        .map_err(|e| format!("cannot reach {}: {e}", o.gateway))?;
+    let t = Text::literal;
+    c.request("INVITE", Some(&Request::RequestSystemStatus { line: Some(t(&o.line)) }))?;
+    c.request("INFO", Some(&Request::MonitorStart { device: t(&o.line) }))?;
+    let call_of_reply = |reply: String| reply.trim_start_matches("ok ").to_string();
+    let first = call_of_reply(control(sim, &format!("call {} {}", o.called, o.line))?);
+    c.await_event("DeliveredEvent", &first, Duration::from_secs(5))?;
+    c.request("INFO", Some(&Request::AnswerCall { call: ConnectionId::new(t(&first), t(&o.line)) }))?;
+    c.await_event("EstablishedEvent", &first, Duration::from_secs(5))?;
+    control(sim, &format!("hangup {first}"))?;
+    c.await_event("ConnectionClearedEvent", &first, Duration::from_secs(5))?;
+    let second = call_of_reply(control(sim, &format!("call {} {}", o.called, o.line))?);
+    c.await_event("DeliveredEvent", &second, Duration::from_secs(5))?;
+    c.request(
+        "INFO",
+        Some(&Request::DeflectCall {
+            call: ConnectionId::new(t(&second), t(&o.line)),
+            new_destination: t(&o.consulted),
+        }),
+    )?;
+    c.await_event("DivertedEvent", &second, Duration::from_secs(5))?;
+    c.request("BYE", None)?;
+    if !o.quiet {
+        println!(
+            "\nincoming calls complete: one answered and hung up by the caller, one deflected; {} events",
+            c.events.len()
+        );
+    }
+    Ok(())
+}
+
 fn probe(gateway: SocketAddr) -> bool {
     let Ok(mut c) = Client::connect(gateway, "udp", "sip:probe@example.com", true) else { return false };
     c.cseq = 1;
@@ -434,7 +488,11 @@ fn main() -> ExitCode {
     if options.probe {
         return if probe(options.gateway) { ExitCode::SUCCESS } else { ExitCode::from(1) };
     }
-    match run(&options) {
+    let result = match options.incoming {
+        Some(sim) => run_incoming(&options, sim),
+        None => run(&options),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ctigw-demo: {e}");
