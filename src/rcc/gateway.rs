@@ -199,6 +199,11 @@ impl OutQueue {
         }
     }
 
+    /// Queues a stored message again; false when the queue is full.
+    fn resend(&mut self, message: &Stored) -> bool {
+        self.push(message.to, |buf| copy_into(buf, message.as_bytes()))
+    }
+
     fn pop(&mut self) -> Option<Transmit<'_>> {
         if self.count == 0 {
             return None;
@@ -231,11 +236,7 @@ struct ClientTx {
     next: Option<Handle>,
     kind: ClientKind,
     session: Handle,
-    to: Peer,
-    bytes: Box<[u8]>,
-    len: usize,
-    interval: Duration,
-    retransmit_at: Option<Instant>,
+    message: Stored,
     timeout_at: Instant,
 }
 
@@ -243,13 +244,46 @@ struct ClientTx {
 /// (and, for an INVITE's 2xx, retransmitted until the ACK).
 struct Completed {
     key: u64,
+    message: Stored,
+    expires_at: Instant,
+    session: Option<Handle>,
+}
+
+/// A message the gateway may send again: its bytes, where they go, and
+/// RFC 3261's retransmission back-off (T1, doubling up to T2).
+struct Stored {
     to: Peer,
     bytes: Box<[u8]>,
     len: usize,
-    expires_at: Instant,
     interval: Duration,
     retransmit_at: Option<Instant>,
-    session: Option<Handle>,
+}
+
+impl Stored {
+    fn new(to: Peer, size: usize) -> Self {
+        Stored { to, bytes: vec![0; size].into_boxed_slice(), len: 0, interval: T1, retransmit_at: None }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// Restarts the back-off at T1; when `retransmit`, the first
+    /// retransmission is due one T1 from `now`. Returns that time.
+    fn arm(&mut self, now: Instant, retransmit: bool) -> Option<Instant> {
+        self.interval = T1;
+        self.retransmit_at = retransmit.then_some(now + T1);
+        self.retransmit_at
+    }
+
+    /// If a retransmission is due by `now`: doubles the interval (up to
+    /// T2) and returns when the one after it is due.
+    fn back_off(&mut self, now: Instant) -> Option<Instant> {
+        self.retransmit_at.filter(|&at| at <= now)?;
+        self.interval = (self.interval * 2).min(T2);
+        self.retransmit_at = Some(now + self.interval);
+        self.retransmit_at
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -325,21 +359,13 @@ impl Gateway {
                 next: None,
                 kind: ClientKind::EventInfo,
                 session: Handle { index: 0, generation: 0 },
-                to: anyone,
-                bytes: vec![0; size].into_boxed_slice(),
-                len: 0,
-                interval: T1,
-                retransmit_at: None,
+                message: Stored::new(anyone, size),
                 timeout_at: never,
             }),
             completed: Pool::new(config.completed, || Completed {
                 key: 0,
-                to: anyone,
-                bytes: vec![0; size].into_boxed_slice(),
-                len: 0,
+                message: Stored::new(anyone, size),
                 expires_at: never,
-                interval: T1,
-                retransmit_at: None,
                 session: None,
             }),
             completed_index: Index::new(config.completed),
@@ -441,11 +467,11 @@ impl Gateway {
                 Timer::Client(h) => self
                     .client
                     .get(Handle::unpack(h))
-                    .is_some_and(|c| c.retransmit_at == Some(*at) || c.timeout_at == *at),
+                    .is_some_and(|c| c.message.retransmit_at == Some(*at) || c.timeout_at == *at),
                 Timer::Completed(h) => self
                     .completed
                     .get(Handle::unpack(h))
-                    .is_some_and(|c| c.retransmit_at == Some(*at) || c.expires_at == *at),
+                    .is_some_and(|c| c.message.retransmit_at == Some(*at) || c.expires_at == *at),
             });
             self.timers = kept;
         }
@@ -628,15 +654,13 @@ impl Gateway {
         let now = self.now;
         let (h, c) = self.completed.alloc()?;
         let slot = &self.out.slots[last];
-        c.bytes[..slot.len].copy_from_slice(&slot.bytes[..slot.len]);
-        c.len = slot.len;
+        c.message.bytes[..slot.len].copy_from_slice(&slot.bytes[..slot.len]);
+        c.message.len = slot.len;
+        c.message.to = to;
         c.key = key;
-        c.to = to;
         c.expires_at = now + 64 * T1;
-        c.interval = T1;
         c.session = session;
-        c.retransmit_at = session.map(|_| now + T1);
-        let (expires, retransmit) = (c.expires_at, c.retransmit_at);
+        let (expires, retransmit) = (c.expires_at, c.message.arm(now, session.is_some()));
         self.completed_index.insert(key, h.index);
         self.schedule(expires, Timer::Completed(h.pack()));
         if let Some(at) = retransmit {
@@ -653,7 +677,7 @@ impl Gateway {
         });
         let Some(h) = found else { return false };
         let c = self.completed.get(h).expect("just found");
-        if !self.out.push(c.to, |buf| copy_into(buf, &c.bytes[..c.len])) {
+        if !self.out.resend(&c.message) {
             self.counters.transmit_drops += 1;
         }
         true
@@ -665,7 +689,7 @@ impl Gateway {
         if c.expires_at <= now {
             // Kept long enough (64*T1). An INVITE 2xx still unacknowledged
             // means the dialog is dead (RFC 3261 §13.3.1.4).
-            let (key, session, unacked) = (c.key, c.session, c.retransmit_at.is_some());
+            let (key, session, unacked) = (c.key, c.session, c.message.retransmit_at.is_some());
             self.completed_index.remove(key, h.index);
             self.completed.free(h);
             if let (Some(s), true) = (session, unacked) {
@@ -674,13 +698,8 @@ impl Gateway {
             }
             return;
         }
-        let Some(at) = c.retransmit_at.filter(|&at| at <= now) else { return };
-        let _ = at;
-        c.interval = (c.interval * 2).min(T2);
-        let next = now + c.interval;
-        c.retransmit_at = Some(next);
-        let c = self.completed.get(h).expect("still there");
-        if !self.out.push(c.to, |buf| copy_into(buf, &c.bytes[..c.len])) {
+        let Some(next) = c.message.back_off(now) else { return };
+        if !self.out.resend(&c.message) {
             self.counters.transmit_drops += 1;
         }
         self.schedule(next, Timer::Completed(h.pack()));
@@ -848,7 +867,7 @@ impl Gateway {
             if let Some(s) = self.sessions.get_mut(h) {
                 if let Some(old) = core::mem::replace(&mut s.invite_2xx, kept) {
                     if let Some(c) = self.completed.get_mut(old) {
-                        c.retransmit_at = None;
+                        c.message.retransmit_at = None;
                     }
                 }
             }
@@ -884,7 +903,7 @@ impl Gateway {
         let Some(h) = self.dialog_of(m) else { return };
         let Some(kept) = self.sessions.get(h).and_then(|s| s.invite_2xx) else { return };
         if let Some(c) = self.completed.get_mut(kept) {
-            c.retransmit_at = None;
+            c.message.retransmit_at = None;
         }
     }
 
@@ -1133,7 +1152,7 @@ impl Gateway {
             contact,
         };
         let namespace = s.namespace;
-        let written = MessageWriter::in_dialog(&mut c.bytes, &d).and_then(|w| match event {
+        let written = MessageWriter::in_dialog(&mut c.message.bytes, &d).and_then(|w| match event {
             Some(event) => w.finish_with_body(CSTA_XML, |o| event.write(namespace, o)).map(|b| b.len()),
             None => w.finish().map(|b| b.len()),
         });
@@ -1142,10 +1161,10 @@ impl Gateway {
             self.counters.transmit_drops += 1;
             return;
         };
-        c.len = len;
+        c.message.len = len;
+        c.message.to = s.peer;
         c.kind = kind;
         c.session = h;
-        c.to = s.peer;
         c.next = None;
         if kind == ClientKind::EventInfo {
             self.counters.events_relayed += 1;
@@ -1169,12 +1188,9 @@ impl Gateway {
     fn start_client(&mut self, ch: Handle) {
         let now = self.now;
         let Some(c) = self.client.get_mut(ch) else { return };
-        c.interval = T1;
-        c.retransmit_at = (!c.to.transport.is_reliable()).then_some(now + T1);
         c.timeout_at = now + 64 * T1;
-        let (retransmit, timeout) = (c.retransmit_at, c.timeout_at);
-        let c = self.client.get(ch).expect("just filled");
-        if !self.out.push(c.to, |buf| copy_into(buf, &c.bytes[..c.len])) {
+        let (retransmit, timeout) = (c.message.arm(now, !c.message.to.transport.is_reliable()), c.timeout_at);
+        if !self.out.resend(&c.message) {
             self.counters.transmit_drops += 1;
         }
         self.schedule(timeout, Timer::Client(ch.pack()));
@@ -1226,15 +1242,9 @@ impl Gateway {
             }
             return;
         }
-        if c.retransmit_at.is_none_or(|at| at > now) {
-            return;
-        }
         // Timer E: retransmit, doubling up to T2.
-        c.interval = (c.interval * 2).min(T2);
-        let next = now + c.interval;
-        c.retransmit_at = Some(next);
-        let c = self.client.get(h).expect("still there");
-        if !self.out.push(c.to, |buf| copy_into(buf, &c.bytes[..c.len])) {
+        let Some(next) = c.message.back_off(now) else { return };
+        if !self.out.resend(&c.message) {
             self.counters.transmit_drops += 1;
         }
         self.schedule(next, Timer::Client(h.pack()));
@@ -1283,7 +1293,7 @@ impl Gateway {
         s.ending = true;
         if let Some(kept) = s.invite_2xx.take() {
             if let Some(c) = self.completed.get_mut(kept) {
-                c.retransmit_at = None;
+                c.message.retransmit_at = None;
             }
         }
         let s = self.sessions.get(h).expect("just used");
