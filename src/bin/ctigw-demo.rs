@@ -370,14 +370,15 @@ fn run(o: &Options) -> Result<(), String> {
     c.request("INVITE", Some(&Request::RequestSystemStatus { line: Some(t(&o.line)) }))?;
     c.request("INFO", Some(&Request::GetCstaFeatures { line: None }))?;
     c.request("INFO", Some(&Request::MonitorStart { device: t(&o.line) }))?;
-    let first = call_of(&c.request(
-        "INFO",
-        Some(&Request::MakeCall {
+    let make_call = |c: &mut Client| {
+        let request = Request::MakeCall {
             calling: t(&o.line),
             called: t(&o.called),
             auto_originate: Some(csta::AutoOriginate::DoNotPrompt),
-        }),
-    )?)?;
+        };
+        call_of(&c.request("INFO", Some(&request))?)
+    };
+    let first = make_call(&mut c)?;
     c.await_event("EstablishedEvent", &first, Duration::from_secs(10))?;
     fn mine<'a>(call: &'a str, line: &'a str) -> ConnectionId<'a> {
         ConnectionId::new(Text::literal(call), Text::literal(line))
@@ -393,14 +394,7 @@ fn run(o: &Options) -> Result<(), String> {
     c.await_event("EstablishedEvent", &second, Duration::from_secs(10))?;
     c.request("INFO", Some(&Request::TransferCall { held: mine(&first, &o.line), active: mine(&second, &o.line) }))?;
     c.await_event("TransferedEvent", &first, Duration::from_secs(5))?;
-    let third = call_of(&c.request(
-        "INFO",
-        Some(&Request::MakeCall {
-            calling: t(&o.line),
-            called: t(&o.called),
-            auto_originate: Some(csta::AutoOriginate::DoNotPrompt),
-        }),
-    )?)?;
+    let third = make_call(&mut c)?;
     c.await_event("EstablishedEvent", &third, Duration::from_secs(10))?;
     c.request("INFO", Some(&Request::ClearConnection { connection: mine(&third, &o.line) }))?;
     c.await_event("ConnectionClearedEvent", &third, Duration::from_secs(5))?;

@@ -101,6 +101,17 @@ enum Logical {
     DoNotDisturb(bool),
 }
 
+/// What `Switch::joining` found: the held call (primary), the held
+/// connection's place in it, the active call (secondary), the joining
+/// party, and the active call's other parties.
+struct Joining {
+    primary: u32,
+    held_at: usize,
+    secondary: u32,
+    me: Party,
+    others: Vec<Connection>,
+}
+
 /// Extra parts of one call event.
 #[derive(Default)]
 struct Parts {
@@ -582,6 +593,22 @@ impl Switch {
         Ok((id, at))
     }
 
+    /// The two calls a transfer or conference joins: `held` and `active`
+    /// must be one party's connections in two different calls.
+    fn joining(&self, held: &ConnectionId<'_>, active: &ConnectionId<'_>) -> Result<Joining, ErrorCode<'static>> {
+        let (primary, held_at) = self.connection(held)?;
+        let (secondary, active_at) = self.connection(active)?;
+        if primary == secondary {
+            return Err(ErrorCode::INVALID_CALL_ID);
+        }
+        let me = self.calls[&primary].connections[held_at].party.clone();
+        if self.calls[&secondary].connections[active_at].party != me {
+            return Err(ErrorCode::INVALID_CONNECTION_ID);
+        }
+        let others = self.calls[&secondary].connections.iter().filter(|c| c.party != me).cloned().collect();
+        Ok(Joining { primary, held_at, secondary, me, others })
+    }
+
     fn make_call(
         &mut self,
         now: Instant,
@@ -737,17 +764,7 @@ impl Switch {
         held: &ConnectionId<'_>,
         active: &ConnectionId<'_>,
     ) -> Result<(u32, String), ErrorCode<'static>> {
-        let (primary, held_at) = self.connection(held)?;
-        let (secondary, active_at) = self.connection(active)?;
-        if primary == secondary {
-            return Err(ErrorCode::INVALID_CALL_ID);
-        }
-        let me = self.calls[&primary].connections[held_at].party.clone();
-        if self.calls[&secondary].connections[active_at].party != me {
-            return Err(ErrorCode::INVALID_CONNECTION_ID);
-        }
-        let others: Vec<Connection> =
-            self.calls[&secondary].connections.iter().filter(|c| c.party != me).cloned().collect();
+        let Joining { primary, secondary, me, others, .. } = self.joining(held, active)?;
         let Some(to) = others.first().map(|c| self.device_id(&c.party)) else {
             return Err(ErrorCode::INVALID_OBJECT_STATE);
         };
@@ -816,17 +833,7 @@ impl Switch {
         held: &ConnectionId<'_>,
         active: &ConnectionId<'_>,
     ) -> Result<(u32, String), ErrorCode<'static>> {
-        let (primary, held_at) = self.connection(held)?;
-        let (secondary, active_at) = self.connection(active)?;
-        if primary == secondary {
-            return Err(ErrorCode::INVALID_CALL_ID);
-        }
-        let me = self.calls[&primary].connections[held_at].party.clone();
-        if self.calls[&secondary].connections[active_at].party != me {
-            return Err(ErrorCode::INVALID_CONNECTION_ID);
-        }
-        let added: Vec<Connection> =
-            self.calls[&secondary].connections.iter().filter(|c| c.party != me).cloned().collect();
+        let Joining { primary, held_at, secondary, me, others: added } = self.joining(held, active)?;
         let added_party = added.first().map(|c| self.device_id(&c.party));
         let me_id = self.device_id(&me);
         let audience = self.audience(&[primary, secondary]);
