@@ -748,9 +748,9 @@ impl Gateway {
         };
         let from_header = m.from().expect("checked by check_request");
         let user = from_header.uri;
-        let Some(remote_tag) = from_header.tag() else {
+        if from_header.tag().is_none() {
             return self.respond(from, m, 400, "Bad Request: no tag in From", None, |_| Ok(()));
-        };
+        }
         let mut scratch = [0u8; 128];
         let requested = match line.map(|l| l.unescape_into(&mut scratch).map(Number::parse)) {
             None => None,
@@ -790,7 +790,6 @@ impl Gateway {
                 |_| Ok(()),
             );
         };
-        let _ = remote_tag;
         if let Some(old) = self.sessions.find_user_line(user, &line) {
             self.counters.sessions_replaced += 1;
             log::info!("session of {user} on {line} replaced by a new INVITE");
