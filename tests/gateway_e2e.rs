@@ -35,6 +35,22 @@ fn a_user_signs_in_calls_holds_transfers_and_hangs_up_over_tcp_and_udp() {
 }
 
 #[test]
+fn lync_reaches_the_gateway_over_ipv6_too() {
+    let sim = Sim::start(&[]);
+    let port = free_port();
+    let gw =
+        Gateway::start("ipv6", &config_text(port, &[sim.listen], &format!("listen = [::1]:{port}\ntrusted = ::1")));
+    gw.wait_log("node 1: up", Duration::from_secs(5));
+    let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+    for transport in ["tcp", "udp"] {
+        let out = demo(v6, &["--transport", transport, "--quiet"]);
+        assert!(out.status.success(), "{transport} over IPv6: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let log = gw.log.lock().unwrap().join("\n");
+    assert!(log.contains("from TCP/[::1]:") && log.contains("from UDP/[::1]:"), "{log}");
+}
+
+#[test]
 fn users_keep_working_on_the_live_node_when_the_other_is_killed() {
     let mut sims = [Sim::start(&[]), Sim::start(&[])];
     let gw = Gateway::start("failover", &config_text(free_port(), &[sims[0].listen, sims[1].listen], ""));

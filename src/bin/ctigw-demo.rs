@@ -73,7 +73,9 @@ fn describe(body: &[u8]) -> String {
 impl Client {
     fn connect(gateway: SocketAddr, transport: &'static str, user: &str, quiet: bool) -> std::io::Result<Client> {
         let (link, local) = if transport == "udp" {
-            let socket = UdpSocket::bind("127.0.0.1:0")?;
+            let any: SocketAddr = if gateway.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().expect("literal");
+            let socket = UdpSocket::bind(any)?;
+            socket.connect(gateway)?; // so that local_addr names the address the gateway sees
             socket.set_read_timeout(Some(Duration::from_millis(200)))?;
             let local = socket.local_addr()?;
             (Link::Udp(socket, gateway), local)
