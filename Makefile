@@ -3,11 +3,24 @@
 CARGO        ?= cargo
 BOARD        ?= x86_64
 TARGET       := $(shell cat board/$(BOARD)/target)
+ARM_BOARDS   := aarch64 armv7
+VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+DIST         := dist/ctigw-$(VERSION)-$(BOARD)
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := sip_message sip_stream csta_document
 TESTDATA     ?= $(abspath $(or $(CTIGW_TESTDATA),../shared/testdata))
 
-.PHONY: help build run demo deps test lint bench fuzz fuzz-build clean
+.PHONY: help build cross cross-deps package run demo deps test test-arm test-board lint bench fuzz fuzz-build clean
+
+# The board's cross linker, emulator and packages (board/<name>/board.mk),
+# and the environment that makes cargo use them: the linker, qemu-user as
+# the runner of test binaries, and CTIGW_TEST_RUNNER for the binaries the
+# integration tests start. CTIGW_BOARD picks the capacities (build.rs).
+include board/$(BOARD)/board.mk
+TARGET_VAR := $(shell echo $(TARGET) | tr 'a-z-' 'A-Z_')
+BOARD_ENV  := CTIGW_BOARD=$(BOARD) \
+  $(if $(LINKER),CARGO_TARGET_$(TARGET_VAR)_LINKER=$(LINKER)) \
+  $(if $(QEMU),CARGO_TARGET_$(TARGET_VAR)_RUNNER=$(QEMU) CTIGW_TEST_RUNNER=$(QEMU) QEMU_LD_PREFIX=$(SYSROOT))
 
 help:
 	@echo "make run          build and start the gateway and two simulated CTI nodes (Ctrl-C stops all)"
@@ -15,12 +28,49 @@ help:
 	@echo "make test         every test: unit, integration, property, doc, benches once"
 	@echo "make deps         install the real peers the tests use: sipp, tshark (Debian, as root)"
 	@echo "make lint         rustfmt and clippy, warnings are errors"
-	@echo "make build        release build for BOARD=$(BOARD) ($(TARGET))"
+	@echo "make build        release build for BOARD=$(BOARD) ($(TARGET)); boards: board/*/"
+	@echo "make cross        build for BOARD and package it: $(DIST).tar.gz"
+	@echo "make test-arm     the unit and integration tests for $(ARM_BOARDS), under qemu-user"
 	@echo "make bench        criterion benchmarks, ctigw beside the rsip crate"
 	@echo "make fuzz         each fuzz target for FUZZ_SECONDS=$(FUZZ_SECONDS) seconds"
 
-build:
-	$(CARGO) build --release --locked --target $(TARGET)
+build: cross-deps
+	$(BOARD_ENV) $(CARGO) build --release --locked --target $(TARGET) --bins
+
+# With `cross` and a running container engine, `cross` builds (Cross.toml);
+# otherwise the Debian cross linker and the rustup target do, so a machine
+# without containers builds too. Then the installable tree and tarball.
+cross:
+	@if command -v cross >/dev/null 2>&1 && { docker info >/dev/null 2>&1 || podman info >/dev/null 2>&1; }; then \
+	  echo "make cross: cross build for $(TARGET)"; \
+	  CTIGW_BOARD=$(BOARD) cross build --release --locked --target $(TARGET) --bins; \
+	else \
+	  echo "make cross: no cross/container engine; Debian cross linker for $(TARGET)"; \
+	  $(MAKE) --no-print-directory build BOARD=$(BOARD); \
+	fi
+	@$(MAKE) --no-print-directory package BOARD=$(BOARD)
+
+# The tree an appliance's root file system takes, and its tarball.
+package:
+	@rm -rf $(DIST) && mkdir -p $(DIST)/usr/sbin $(DIST)/etc/ctigw $(DIST)/etc/init.d $(DIST)/lib/systemd/system
+	install -m 0755 target/$(TARGET)/release/ctigw target/$(TARGET)/release/ctigw-sim $(DIST)/usr/sbin/
+	install -m 0644 config/appliance.conf $(DIST)/etc/ctigw/ctigw.conf
+	install -m 0644 config/lines.conf $(DIST)/etc/ctigw/lines.conf
+	install -m 0644 board/$(BOARD)/ctigw.service $(DIST)/lib/systemd/system/ctigw.service
+	install -m 0755 board/sysvinit/ctigw $(DIST)/etc/init.d/ctigw
+	tar -C $(DIST) --owner=0 --group=0 --numeric-owner -czf $(DIST).tar.gz .
+	@echo "$(DIST).tar.gz: ctigw $$(stat -c %s $(DIST)/usr/sbin/ctigw) bytes, ctigw-sim $$(stat -c %s $(DIST)/usr/sbin/ctigw-sim) bytes (stripped)"
+
+# The board's cross linker and emulator (Debian packages) and rustup target.
+cross-deps:
+	@missing=""; \
+	for tool in $(LINKER) $(QEMU); do command -v $$tool >/dev/null 2>&1 || missing="$(PACKAGES)"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make cross-deps: please install $$missing (Debian packages), or run as root"; exit 1; fi; \
+	  echo "make cross-deps: installing $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@rustup target list --installed 2>/dev/null | grep -qx '$(TARGET)' || rustup target add $(TARGET)
 
 # The embedded default: two simulated CTI nodes and the gateway on
 # loopback (config/ctigw.conf); Ctrl-C stops all three.
@@ -71,6 +121,15 @@ test: deps
 	$(CARGO) test --locked --all-targets
 	$(CARGO) test --locked --doc
 
+# Every unit and integration test, built for each ARM board and run under
+# qemu-user (doc tests and benches stay on the host: cargo cannot run
+# cross-compiled doc tests on stable).
+test-arm:
+	@for b in $(ARM_BOARDS); do $(MAKE) --no-print-directory test-board BOARD=$$b || exit 1; done
+
+test-board: cross-deps
+	$(BOARD_ENV) $(CARGO) test --locked --target $(TARGET) --lib --bins --tests
+
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
@@ -97,3 +156,4 @@ fuzz: fuzz-build
 
 clean:
 	$(CARGO) clean
+	rm -rf dist

@@ -6,7 +6,7 @@
 //! host = gw.example.com          # the gateway's SIP host name
 //! trusted = 127.0.0.1            # who may open sessions: addresses or CIDR ranges
 //! tcp_idle_timeout = 15m
-//! tcp_connections = 1024         # TCP connection slots; more are refused
+//! tcp_connections = 1024         # TCP connection slots (default and most: the board's)
 //!
 //! [cti]
 //! node = 127.0.0.1:7001          # 1 to 8 nodes; `mode=system-status` for nodes
@@ -215,7 +215,7 @@ impl Config {
             sip_host: String::new(),
             trusted: Vec::new(),
             tcp_idle_timeout: Duration::from_secs(15 * 60),
-            tcp_connections: 1024,
+            tcp_connections: crate::board::TCP_CONNECTIONS,
             nodes: Vec::new(),
             timing: Timing::default(),
             admin_listen: None,
@@ -283,8 +283,12 @@ impl Config {
                         config.tcp_connections = value
                             .parse()
                             .ok()
-                            .filter(|n| (1..=65_535).contains(n))
-                            .ok_or(format!("{value:?} is not a number of connections from 1 to 65535"))?
+                            .filter(|n| (1..=crate::board::TCP_CONNECTIONS).contains(n))
+                            .ok_or(format!(
+                                "{value:?} is not a number of connections from 1 to {} (the {} board's slots)",
+                                crate::board::TCP_CONNECTIONS,
+                                crate::board::BOARD
+                            ))?
                     }
                     "cti.node" => {
                         config.nodes.push(parse_node(value)?);

@@ -37,9 +37,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // but for the signal handler (io::signal)
 #![deny(missing_docs)]
 
+pub mod board;
 pub mod config;
 pub mod csta;
 pub mod cti;

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::gateway::{Gateway, config_text, demo, free_port, scratch_dir};
@@ -83,13 +82,13 @@ fn check_config_reports_every_error_as_file_and_line() {
     let dir = scratch_dir("check");
     let good = dir.join("good.conf");
     std::fs::write(&good, config_text(5060, &["127.0.0.1:7001".parse().unwrap()], "")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ctigw")).arg("--check-config").arg(&good).output().unwrap();
+    let out = common::binary(env!("CARGO_BIN_EXE_ctigw")).arg("--check-config").arg(&good).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains(": ok (1 CTI nodes, 5 line appearances"));
 
     let bad = dir.join("bad.conf");
     std::fs::write(&bad, "[sip]\nlisten = 127.0.0.1:5060\nlisten = here\ncolour = blue\n[cti]\nnode = 127.0.0.1:7001\nnode = 127.0.0.1:7001\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ctigw")).arg("--check-config").arg(&bad).output().unwrap();
+    let out = common::binary(env!("CARGO_BIN_EXE_ctigw")).arg("--check-config").arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let path = bad.display();
@@ -108,18 +107,18 @@ fn check_config_reports_every_error_as_file_and_line() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ctigw")).arg("--check-config").arg(&conf).output().unwrap();
+    let out = common::binary(env!("CARGO_BIN_EXE_ctigw")).arg("--check-config").arg(&conf).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("{}:2: expected 3 fields", bad_lines.display())), "{stderr}");
 
     let out =
-        Command::new(env!("CARGO_BIN_EXE_ctigw")).arg("--check-config").arg(dir.join("missing.conf")).output().unwrap();
+        common::binary(env!("CARGO_BIN_EXE_ctigw")).arg("--check-config").arg(dir.join("missing.conf")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.conf: cannot read"));
-    let out = Command::new(env!("CARGO_BIN_EXE_ctigw")).arg("--version").output().unwrap();
+    let out = common::binary(env!("CARGO_BIN_EXE_ctigw")).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ctigw "));
-    let out = Command::new(env!("CARGO_BIN_EXE_ctigw")).arg("--bogus").output().unwrap();
+    let out = common::binary(env!("CARGO_BIN_EXE_ctigw")).arg("--bogus").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 

@@ -26,10 +26,10 @@ use crate::sendbuf::SendBuf;
 use crate::sip::StreamBuffer;
 
 /// Bytes of a TCP connection's receive buffer: the largest SIP message.
-pub const TCP_RECEIVE: usize = 16 * 1024;
+pub const TCP_RECEIVE: usize = crate::board::TCP_RECEIVE;
 /// Bytes of a TCP connection's transmit buffer. A peer that lets it fill
 /// (reads nothing) is disconnected rather than waited for.
-pub const TCP_TRANSMIT: usize = 64 * 1024;
+pub const TCP_TRANSMIT: usize = crate::board::TCP_TRANSMIT;
 /// The largest body accepted on a stream.
 pub const MAX_BODY: usize = 8 * 1024;
 

@@ -19,6 +19,7 @@ use super::index::{Index, hash};
 use super::pool::{Handle, Pool};
 use super::session::{self, MAX_CALL_ID, MAX_MONITORS, MAX_ROUTE, MAX_ROUTES, MAX_TAG, MAX_URI, Sessions};
 use super::{Peer, Transport};
+use crate::board;
 use crate::config::Cidr;
 use crate::csta::{self, ErrorCode, Message as Csta, Namespace, Request, Response, Service, Services, SystemStatus};
 use crate::cti::{CtiEvent, Incoming, LinkAction, LinkState, Nodes, RequestTag, SlotId};
@@ -70,19 +71,19 @@ pub struct GatewayConfig {
 }
 
 impl GatewayConfig {
-    /// The default sizes: 16 384 sessions; `sip_host`, `sip_port` and
+    /// The board's sizes ([`crate::board`]); `sip_host`, `sip_port` and
     /// `trusted` to be filled in.
     pub fn new(sip_host: &str, sip_port: u16, trusted: Vec<Cidr>) -> GatewayConfig {
         GatewayConfig {
             sip_host: sip_host.to_string(),
             sip_port,
             trusted,
-            sessions: 16_384,
-            pending: 512,
-            client_transactions: 2048,
-            completed: 1024,
-            out_queue: 512,
-            message_size: 8192,
+            sessions: board::SESSIONS,
+            pending: board::PENDING,
+            client_transactions: board::CLIENT_TRANSACTIONS,
+            completed: board::COMPLETED,
+            out_queue: board::OUT_QUEUE,
+            message_size: board::MESSAGE_SIZE,
             retry_after_full: 30,
         }
     }

@@ -3,9 +3,28 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod gateway;
+pub mod lync;
 pub mod sim;
 
 use std::path::PathBuf;
+use std::process::Command;
+
+/// A command running one of the crate's binaries (`env!("CARGO_BIN_EXE_…")`).
+/// When the tests run for another architecture (`make test-arm`), the
+/// binaries are ARM code: `CTIGW_TEST_RUNNER` (e.g. `qemu-aarch64`) runs
+/// them, as cargo's runner runs the test itself.
+pub fn binary(path: &str) -> Command {
+    let runner = std::env::var("CTIGW_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words).arg(path);
+            command
+        }
+        None => Command::new(path),
+    }
+}
 
 /// Where the project's shared samples live: `$CTIGW_TESTDATA`, or
 /// `../shared/testdata` beside the checkout. They are read in place and

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 /// One simulator process.
@@ -23,7 +23,7 @@ impl Sim {
     /// Starts a simulator listening on `listen` (to restart one in place).
     pub fn start_on(listen: &str, extra: &[&str]) -> Sim {
         let lines = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sim-lines.conf");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ctigw-sim"))
+        let mut child = super::binary(env!("CARGO_BIN_EXE_ctigw-sim"))
             .args(["--listen", listen, "--control", "127.0.0.1:0", "--lines", lines])
             .args(extra)
             .env("RUST_LOG", "warn")

@@ -1,0 +1,7 @@
+# How the Makefile builds and tests for the x86_64 board without containers:
+# the Debian cross linker, the qemu-user emulator and its sysroot, and the
+# Debian packages that provide them (empty on the host's own architecture).
+LINKER   := 
+QEMU     := 
+SYSROOT  := 
+PACKAGES := 
