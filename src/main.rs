@@ -5,11 +5,12 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ctigw::config::{self, Config};
 use ctigw::cti::Nodes;
 use ctigw::io;
+use ctigw::io::signal::{Signal, Signals};
 use ctigw::rcc::appearances::Appearances;
 use ctigw::rcc::{Gateway, GatewayConfig};
 use smol::LocalExecutor;
@@ -93,15 +94,84 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    // The logger passes everything; the level in force is log's maximum,
+    // which a reload may change. RUST_LOG, when set, rules instead.
+    let from_env = std::env::var_os("RUST_LOG").is_some();
     env_logger::Builder::new()
-        .filter_level(config.log_level)
+        .filter_level(log::LevelFilter::Trace)
         .parse_env(env_logger::Env::default())
         .format_timestamp_millis()
         .init();
-    run(config, appearances)
+    if !from_env {
+        log::set_max_level(config.log_level);
+    }
+    run(path, config, appearances)
 }
 
-fn run(config: Config, appearances: Appearances) -> ExitCode {
+/// How long a stop waits for Lync to answer the BYEs and for the last
+/// bytes to go out before the process exits anyway.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Tells systemd (`Type=notify`) about the service's state, when it asks.
+fn notify_systemd(state: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let path = path.to_string_lossy();
+    let addr = match path.strip_prefix('@') {
+        Some(abstract_name) => SocketAddr::from_abstract_name(abstract_name.as_bytes()),
+        None => SocketAddr::from_pathname(path.as_ref()),
+    };
+    let sent = addr.and_then(|addr| UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &addr));
+    if let Err(e) = sent {
+        log::warn!("cannot tell systemd {state:?} at {path}: {e}");
+    }
+}
+
+/// SIGHUP: reads the configuration and its line file again. The line
+/// appearances, the trusted sources and the log level take effect at
+/// once, without touching a session; keys that need a restart are named.
+/// A file with any fault changes nothing.
+fn reload(path: &Path, running: &mut Config, gw: &mut Gateway) {
+    let (new, appearances) = match load(path) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            for e in &errors {
+                log::error!("reload: {e}");
+            }
+            log::error!("reload refused ({} errors): the configuration in force stays", errors.len());
+            return;
+        }
+    };
+    let restart_only = [
+        ("sip.listen", new.sip_listen != running.sip_listen),
+        ("sip.host", new.sip_host != running.sip_host),
+        ("sip.tcp_idle_timeout", new.tcp_idle_timeout != running.tcp_idle_timeout),
+        ("sip.tcp_connections", new.tcp_connections != running.tcp_connections),
+        ("cti", new.nodes != running.nodes || new.timing != running.timing),
+        ("admin.listen", new.admin_listen != running.admin_listen),
+    ];
+    for (key, _) in restart_only.iter().filter(|(_, changed)| *changed) {
+        log::warn!("reload: {key} changed in {}; it takes effect at the next start", path.display());
+    }
+    if std::env::var_os("RUST_LOG").is_none() {
+        log::set_max_level(new.log_level);
+    }
+    log::info!(
+        "reload: {} line appearances from {}, {} trusted source ranges; {} sessions kept",
+        appearances.len(),
+        new.lines_file.display(),
+        new.trusted.len(),
+        gw.session_count()
+    );
+    gw.set_appearances(appearances);
+    gw.set_trusted(new.trusted.clone());
+    running.trusted = new.trusted;
+    running.log_level = new.log_level;
+    running.lines_file = new.lines_file;
+}
+
+fn run(path: PathBuf, mut config: Config, appearances: Appearances) -> ExitCode {
     let nodes = match Nodes::new(config.timing, &config.nodes) {
         Ok(n) => n,
         Err(_) => {
@@ -125,6 +195,13 @@ fn run(config: Config, appearances: Appearances) -> ExitCode {
         }
         let host = Rc::new(RefCell::new(io::sip::host(gateway, &listeners, config.tcp_connections)));
         host.borrow_mut().gw.start(Instant::now());
+        let mut signals = match Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("ctigw: cannot install the signal handlers: {e}");
+                return ExitCode::from(1);
+            }
+        };
         let pump = io::cti::spawn(&ex, host.clone());
         pump.run(&mut *host.borrow_mut());
         io::sip::spawn(&ex, host.clone(), pump.clone(), listeners, config.tcp_idle_timeout);
@@ -135,8 +212,62 @@ fn run(config: Config, appearances: Appearances) -> ExitCode {
             config.nodes.len(),
             host.borrow().gw.appearances().len()
         );
-        // Runs until the process is stopped.
-        smol::future::pending::<()>().await;
+        notify_systemd("READY=1");
+        let why = loop {
+            match signals.next().await {
+                Signal::Reload => {
+                    notify_systemd("RELOADING=1");
+                    reload(&path, &mut config, &mut host.borrow_mut().gw);
+                    notify_systemd("READY=1");
+                }
+                Signal::Terminate(why) => break why,
+            }
+        };
+        notify_systemd("STOPPING=1");
+        stop(why, &host, &pump).await;
         ExitCode::SUCCESS
     }))
+}
+
+/// The orderly stop: no new connections or sessions, every session ended
+/// with a BYE (so Lync moves its users to another gateway), the BYEs
+/// answered or given up on within [`STOP_GRACE`], then the CTI sessions
+/// ended and the last bytes written.
+async fn stop(why: &str, host: &RefCell<io::sip::Host>, pump: &io::cti::Pump) {
+    let started = Instant::now();
+    {
+        let mut h = host.borrow_mut();
+        log::info!("{why}: stopping; ending {} sessions with BYE", h.gw.session_count());
+        h.out.accepting = false;
+        h.gw.shut_down(started);
+        h.flush();
+        pump.run(&mut *h);
+    }
+    let deadline = started + STOP_GRACE;
+    while Instant::now() < deadline {
+        let h = host.borrow();
+        if h.gw.is_drained() && h.out.unsent() == 0 {
+            break;
+        }
+        drop(h);
+        smol::Timer::after(Duration::from_millis(10)).await;
+    }
+    {
+        let mut h = host.borrow_mut();
+        if !h.gw.is_drained() {
+            log::warn!("{why}: some BYEs were not answered within {} s", STOP_GRACE.as_secs());
+        }
+        h.gw.stop_nodes(Instant::now());
+        pump.run(&mut *h);
+    }
+    let cti_deadline = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < cti_deadline {
+        let h = host.borrow();
+        if h.gw.nodes().slots().all(|slot| h.gw.nodes().tx_pending(slot).is_empty()) {
+            break;
+        }
+        drop(h);
+        smol::Timer::after(Duration::from_millis(10)).await;
+    }
+    log::info!("{why}: stopped in {} ms", started.elapsed().as_millis());
 }

@@ -2,4 +2,5 @@
 //! between the sockets and the sans-I/O cores, and decide nothing.
 
 pub mod cti;
+pub mod signal;
 pub mod sip;

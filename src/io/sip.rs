@@ -52,6 +52,8 @@ pub struct SipOut {
     pub tcp_open: usize,
     /// Messages dropped because their connection was gone or congested.
     pub dropped: u64,
+    /// False once stopping: new TCP connections are closed at once.
+    pub accepting: bool,
 }
 
 impl SipOut {
@@ -86,6 +88,11 @@ impl SipOut {
                 let _ = conn.wake.try_send(());
             }
         }
+    }
+
+    /// Bytes written into TCP transmit buffers and not yet onto the wire.
+    pub fn unsent(&self) -> usize {
+        self.conns.iter().flatten().map(|c| c.tx.pending().len()).sum()
     }
 
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
@@ -171,6 +178,7 @@ pub fn host(gw: Box<Gateway>, listeners: &[Listeners], tcp_slots: usize) -> Host
             tcp_refused: 0,
             tcp_open: 0,
             dropped: 0,
+            accepting: true,
         },
     }
 }
@@ -213,6 +221,11 @@ async fn accept_task(
         let id = {
             let mut h = host.borrow_mut();
             let out = &mut h.out;
+            if !out.accepting {
+                log::info!("TCP {peer}: refused, stopping");
+                let _ = stream.shutdown(Shutdown::Both);
+                continue;
+            }
             match out.conns.iter().position(Option::is_none) {
                 None => {
                     out.tcp_refused += 1;

@@ -316,6 +316,8 @@ pub struct Gateway {
     inbox: Box<[u8]>,
     /// The gateway's Contact URIs for UDP and TCP dialogs, made at boot.
     contacts: [String<160>; 2],
+    /// Stopping: new INVITEs are refused, sessions are being ended.
+    shutting_down: bool,
     /// What has happened.
     pub counters: Counters,
 }
@@ -383,6 +385,7 @@ impl Gateway {
                 let _ = write!(uri, "sip:{}:{};transport={t}", config.sip_host, config.sip_port);
                 uri
             }),
+            shutting_down: false,
             counters: Counters::default(),
             config,
         })
@@ -419,6 +422,53 @@ impl Gateway {
     /// Replaces the line appearances (a reload); sessions are kept.
     pub fn set_appearances(&mut self, appearances: Appearances) {
         self.appearances = appearances;
+    }
+
+    /// Replaces the trusted sources (a reload); sessions are kept.
+    pub fn set_trusted(&mut self, trusted: Vec<Cidr>) {
+        self.config.trusted = trusted;
+    }
+
+    /// Begins an orderly stop: new INVITEs get 503, and every session is
+    /// ended with a BYE (its monitors stopped on its node) so that Lync
+    /// signs its users in again through another gateway.
+    /// [`Gateway::is_drained`] tells when the BYEs are answered or have
+    /// timed out; [`Gateway::stop_nodes`] then ends the CTI sessions.
+    pub fn shut_down(&mut self, now: Instant) {
+        self.now = now;
+        self.shutting_down = true;
+        let mut open: heapless::Vec<Handle, 256> = heapless::Vec::new();
+        loop {
+            open.clear();
+            for (h, s) in self.sessions.iter() {
+                if !s.ending && open.push(h).is_err() {
+                    break;
+                }
+            }
+            if open.is_empty() {
+                return;
+            }
+            for h in open.iter().copied() {
+                self.end_session(h, true);
+            }
+        }
+    }
+
+    /// True once stopping and nothing is left to send or wait for: no
+    /// session, no BYE waiting, no transaction of the gateway's in flight.
+    pub fn is_drained(&self) -> bool {
+        self.shutting_down
+            && self.sessions.is_empty()
+            && self.byes.is_empty()
+            && self.client.is_empty()
+            && self.out.count == 0
+    }
+
+    /// Ends the application sessions with the CTI nodes (the last step of
+    /// a stop); the shell writes what is pending and closes the links.
+    pub fn stop_nodes(&mut self, now: Instant) {
+        self.now = now;
+        self.nodes.stop(now);
     }
 
     /// The next message to send, or `None`.
@@ -581,6 +631,9 @@ impl Gateway {
             return self.respond(from, m, 420, reason, None, |w| w.header("Unsupported", option).map(drop));
         }
         match method {
+            Method::Invite if self.shutting_down && m.to().is_ok_and(|t| t.tag().is_none()) => {
+                self.respond(from, m, 503, "Service Unavailable: gateway shutting down", None, |_| Ok(()))
+            }
             Method::Invite if m.to().is_ok_and(|t| t.tag().is_none()) => self.invite(from, m),
             Method::Invite | Method::Update => self.refresh(from, m),
             Method::Ack => self.ack(m),

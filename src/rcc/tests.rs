@@ -764,3 +764,40 @@ fn every_invite_header_limit_is_a_clear_refusal() {
     let _ = InvokeId::EVENT;
     let _ = Request::GetCstaFeatures { line: None };
 }
+
+#[test]
+fn shutting_down_ends_every_session_with_bye_and_refuses_new_ones() {
+    let mut w = World::new(2, 4);
+    let mut alice = Lync::new("alice@example.com", "a1", tcp());
+    let mut bob = Lync::new("bob@example.com", "b1", udp());
+    alice.sign_in(&mut w);
+    bob.sign_in(&mut w);
+    alice.info(&mut w, &format!("<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:101</deviceObject></monitorObject></MonitorStart>"));
+    let monitors = || w.nodes.iter().map(|n| n.node.switch().monitor_count()).sum::<usize>();
+    assert_eq!(monitors(), 1);
+    assert!(!w.gw.is_drained(), "running, not stopping");
+
+    w.gw.shut_down(w.now);
+    w.pump();
+    let out = w.take();
+    let byes: Vec<&str> =
+        out.iter().filter(|m| m.method() == Some(sip::Method::Bye)).map(|m| m.call_id().unwrap()).collect();
+    assert_eq!(byes.len(), 2, "{out:#?}");
+    assert!(byes.contains(&"a1") && byes.contains(&"b1"));
+    assert_eq!(w.gw.session_count(), 0);
+    let monitors = w.nodes.iter().map(|n| n.node.switch().monitor_count()).sum::<usize>();
+    assert_eq!(monitors, 0, "the monitors are stopped on the node");
+    // Nobody new gets in while stopping; Lync tries another gateway.
+    let mut carol = Lync::new("carol@example.com", "c1", tcp());
+    let refused = carol.invite(&mut w, None);
+    assert_eq!(only_response(&refused).status_code(), Some(503));
+    assert_eq!(only_response(&refused).reason(), Some("Service Unavailable: gateway shutting down"));
+    // Drained once Lync has answered the BYEs.
+    assert!(!w.gw.is_drained(), "the BYEs are still in flight");
+    let (to_alice, to_bob): (Vec<_>, Vec<_>) =
+        out.into_iter().filter(|m| m.method().is_some()).partition(|m| m.call_id().unwrap() == "a1");
+    alice.answer(&mut w, &to_alice);
+    assert!(!w.gw.is_drained(), "bob's BYE is still in flight");
+    bob.answer(&mut w, &to_bob);
+    assert!(w.gw.is_drained());
+}

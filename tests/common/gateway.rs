@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A free loopback port for both UDP and TCP.
@@ -58,7 +58,7 @@ impl Gateway {
             .find_map(|l| l.strip_prefix("listen = 127.0.0.1:"))
             .and_then(|p| p.trim().parse().ok())
             .expect("a listen line");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ctigw"))
+        let mut child = super::binary(env!("CARGO_BIN_EXE_ctigw"))
             .arg("--config")
             .arg(&path)
             .env("RUST_LOG", "info")
@@ -105,6 +105,31 @@ impl Gateway {
         }
     }
 
+    /// Sends `signal` (`TERM`, `HUP`, ...) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = std::process::Command::new("kill").args(["-s", signal, &pid]).status().unwrap();
+        assert!(status.success(), "kill -s {signal} {pid}");
+    }
+
+    /// Waits up to `limit` for the process to exit; its status, if it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.as_mut()?.try_wait().unwrap() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// The log so far, one string.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
     /// kill -9, and wait.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -122,7 +147,7 @@ impl Drop for Gateway {
 
 /// Runs `ctigw-demo` against `gateway` with `args`.
 pub fn demo(gateway: SocketAddr, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ctigw-demo"))
+    super::binary(env!("CARGO_BIN_EXE_ctigw-demo"))
         .arg("--gateway")
         .arg(gateway.to_string())
         .args(args)

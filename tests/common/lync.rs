@@ -1,0 +1,196 @@
+//! A minimal Lync user for the tests that need to hold a session open and
+//! see what the gateway sends into it (a BYE at shutdown, say): one dialog
+//! over TCP or UDP, written by hand, read with a deadline.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+const NS: &str = "http://www.ecma-international.org/standards/ecma-323/csta/ed3";
+
+enum Link {
+    Tcp(TcpStream, Vec<u8>),
+    Udp(UdpSocket),
+}
+
+/// One user's dialog with the gateway.
+pub struct Lync {
+    link: Link,
+    gateway: SocketAddr,
+    local: SocketAddr,
+    user: String,
+    call_id: String,
+    gw_tag: String,
+    cseq: u32,
+}
+
+impl Lync {
+    /// Opens the transport (`"tcp"` or `"udp"`) to `gateway`.
+    pub fn connect(gateway: SocketAddr, transport: &str, user: &str) -> Lync {
+        let link = match transport {
+            "tcp" => Link::Tcp(TcpStream::connect(gateway).expect("TCP to the gateway"), Vec::new()),
+            _ => {
+                let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+                socket.connect(gateway).unwrap();
+                Link::Udp(socket)
+            }
+        };
+        let local = match &link {
+            Link::Tcp(s, _) => s.local_addr().unwrap(),
+            Link::Udp(s) => s.local_addr().unwrap(),
+        };
+        let call_id = format!("{}-{}-{}", user.split('@').next().unwrap_or("u"), local.port(), std::process::id());
+        Lync { link, gateway, local, user: user.into(), call_id, gw_tag: String::new(), cseq: 0 }
+    }
+
+    fn transport(&self) -> &'static str {
+        match self.link {
+            Link::Tcp(..) => "TCP",
+            Link::Udp(_) => "UDP",
+        }
+    }
+
+    fn send(&mut self, text: &str) {
+        match &mut self.link {
+            Link::Tcp(s, _) => s.write_all(text.as_bytes()).unwrap(),
+            Link::Udp(s) => {
+                s.send(text.as_bytes()).unwrap();
+            }
+        }
+    }
+
+    /// The next whole SIP message from the gateway, or `None` after `limit`.
+    pub fn receive(&mut self, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Link::Tcp(_, pending) = &mut self.link {
+                if let Some(message) = take_message(pending) {
+                    return Some(message);
+                }
+            }
+            let left = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())?;
+            let mut buf = [0u8; 65_536];
+            match &mut self.link {
+                Link::Tcp(s, pending) => {
+                    s.set_read_timeout(Some(left)).unwrap();
+                    match s.read(&mut buf) {
+                        Ok(0) => return None,
+                        Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        Err(_) => return None,
+                    }
+                }
+                Link::Udp(s) => {
+                    s.set_read_timeout(Some(left)).unwrap();
+                    if let Ok(n) = s.recv(&mut buf) {
+                        return Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+                    }
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The next response (requests the gateway sends meanwhile are
+    /// answered with 200, as Lync does).
+    fn response(&mut self) -> String {
+        loop {
+            let m = self.receive(Duration::from_secs(5)).expect("a response within 5 s");
+            if m.starts_with("SIP/2.0 ") {
+                return m;
+            }
+            self.answer(&m, 200);
+        }
+    }
+
+    fn request(&mut self, method: &str, to_tag: &str, extra: &str, body: &str) -> String {
+        if method != "ACK" {
+            self.cseq += 1;
+        }
+        let content = if body.is_empty() { String::new() } else { "Content-Type: application/csta+xml\r\n".into() };
+        format!(
+            "{method} sip:ctigw@{gw} SIP/2.0\r\nVia: SIP/2.0/{t} {l};branch=z9hG4bK{c}{cs}{method}\r\nMax-Forwards: 70\r\n\
+             From: <sip:{u}>;tag={c}-tag\r\nTo: <sip:ctigw@{gw}>{to_tag}\r\nCall-ID: {c}\r\nCSeq: {cs} {method}\r\n\
+             Contact: <sip:{u}@{l};transport={tl}>\r\n{extra}{content}Content-Length: {len}\r\n\r\n{body}",
+            gw = self.gateway,
+            t = self.transport(),
+            tl = self.transport().to_lowercase(),
+            l = self.local,
+            c = self.call_id,
+            cs = self.cseq,
+            u = self.user,
+            len = body.len(),
+        )
+    }
+
+    /// INVITE (with the line, if any) and ACK; returns the INVITE's status.
+    pub fn sign_in(&mut self, line: Option<&str>) -> u16 {
+        let private = line.map_or(String::new(), |l| {
+            format!("<extensions><privateData><private><lcs:line xmlns:lcs=\"http://schemas.microsoft.com/Lcs/2005/04/RCCExtension\">{l}</lcs:line></private></privateData></extensions>")
+        });
+        let body = format!("<RequestSystemStatus xmlns=\"{NS}\">{private}</RequestSystemStatus>");
+        let invite = self.request("INVITE", "", "", &body);
+        self.send(&invite);
+        let response = self.response();
+        let status = status_of(&response);
+        if status == 200 {
+            self.gw_tag = header(&response, "To").and_then(|to| to.split(";tag=").nth(1)).unwrap_or("").to_string();
+        }
+        let ack = self.request("ACK", &format!(";tag={}", self.gw_tag), "", "");
+        self.send(&ack);
+        status
+    }
+
+    /// An INFO carrying `xml` in the dialog; returns its status.
+    pub fn info(&mut self, xml: &str) -> u16 {
+        let info = self.request("INFO", &format!(";tag={}", self.gw_tag), "", xml);
+        self.send(&info);
+        status_of(&self.response())
+    }
+
+    /// GetCSTAFeatures, which the gateway answers itself: 200 while the
+    /// session is alive.
+    pub fn features(&mut self) -> u16 {
+        self.info(&format!("<GetCSTAFeatures xmlns=\"{NS}\"/>"))
+    }
+
+    /// Answers the gateway's request `m` with `status`.
+    pub fn answer(&mut self, m: &str, status: u16) {
+        let mut text = format!("SIP/2.0 {status} OK\r\n");
+        for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+            for value in headers(m, name) {
+                text.push_str(&format!("{name}: {value}\r\n"));
+            }
+        }
+        text.push_str("Content-Length: 0\r\n\r\n");
+        self.send(&text);
+    }
+}
+
+fn take_message(pending: &mut Vec<u8>) -> Option<String> {
+    let end = pending.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+    let body: usize = header(&head, "Content-Length").and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    if pending.len() < end + body {
+        return None;
+    }
+    let message = String::from_utf8_lossy(&pending[..end + body]).into_owned();
+    pending.drain(..end + body);
+    Some(message)
+}
+
+/// The status code of a response (0 for a request).
+pub fn status_of(m: &str) -> u16 {
+    m.strip_prefix("SIP/2.0 ").and_then(|r| r.get(..3)).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// The first value of header `name`.
+pub fn header<'a>(m: &'a str, name: &'a str) -> Option<&'a str> {
+    headers(m, name).next()
+}
+
+fn headers<'a>(m: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> {
+    m.split("\r\n\r\n").next().unwrap_or("").lines().filter_map(move |l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
