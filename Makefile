@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := sip_message sip_stream csta_document
 TESTDATA     ?= $(abspath $(or $(CTIGW_TESTDATA),../shared/testdata))
 
-.PHONY: help build cross cross-deps package run demo deps test test-arm test-board lint bench fuzz fuzz-build clean
+.PHONY: help build cross cross-deps package figures run demo deps test test-arm test-board lint bench fuzz fuzz-build clean
 
 # The board's cross linker, emulator and packages (board/<name>/board.mk),
 # and the environment that makes cargo use them: the linker, qemu-user as
@@ -30,6 +30,7 @@ help:
 	@echo "make lint         rustfmt and clippy, warnings are errors"
 	@echo "make build        release build for BOARD=$(BOARD) ($(TARGET)); boards: board/*/"
 	@echo "make cross        build for BOARD and package it: $(DIST).tar.gz"
+	@echo "make figures     per board: binary size, boot-to-serving time, idle RSS (ARM under qemu)"
 	@echo "make test-arm     the unit and integration tests for $(ARM_BOARDS), under qemu-user"
 	@echo "make bench        criterion benchmarks, ctigw beside the rsip crate"
 	@echo "make fuzz         each fuzz target for FUZZ_SECONDS=$(FUZZ_SECONDS) seconds"
@@ -60,6 +61,13 @@ package:
 	install -m 0755 board/sysvinit/ctigw $(DIST)/etc/init.d/ctigw
 	tar -C $(DIST) --owner=0 --group=0 --numeric-owner -czf $(DIST).tar.gz .
 	@echo "$(DIST).tar.gz: ctigw $$(stat -c %s $(DIST)/usr/sbin/ctigw) bytes, ctigw-sim $$(stat -c %s $(DIST)/usr/sbin/ctigw-sim) bytes (stripped)"
+
+# Per board: stripped size, boot-to-serving time and idle RSS (ARM under
+# qemu-user), the table of board/README.md.
+figures:
+	$(CARGO) build --release --locked --bins
+	@for b in $(ARM_BOARDS) x86_64; do $(MAKE) --no-print-directory build BOARD=$$b || exit 1; done
+	python3 board/figures.py $(ARM_BOARDS) x86_64
 
 # The board's cross linker and emulator (Debian packages) and rustup target.
 cross-deps:

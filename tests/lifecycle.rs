@@ -116,3 +116,27 @@ fn sighup_reloads_the_lines_keeps_sessions_and_refuses_a_bad_file() {
     assert_eq!(alice.features(), 200);
     assert_eq!(bob.features(), 200);
 }
+
+#[test]
+fn systemd_is_told_ready_reloading_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = scratch_dir("notify-socket");
+    let path = dir.join("notify");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let sim = Sim::start(&[]);
+    let config = config_text(free_port(), &[sim.listen], "");
+    let mut gw = Gateway::start_with_env("notify", &config, &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
+    let mut next = || {
+        let mut buf = [0u8; 256];
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(next(), "READY=1");
+    gw.signal("HUP");
+    assert_eq!(next(), "RELOADING=1");
+    assert_eq!(next(), "READY=1");
+    gw.signal("TERM");
+    assert_eq!(next(), "STOPPING=1");
+    assert!(gw.wait_exit(Duration::from_secs(10)).expect("exits").success());
+}

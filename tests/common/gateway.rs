@@ -50,6 +50,11 @@ pub struct Gateway {
 impl Gateway {
     /// Starts `ctigw` with `config` and waits until its SIP port answers.
     pub fn start(name: &str, config: &str) -> Gateway {
+        Gateway::start_with_env(name, config, &[])
+    }
+
+    /// [`Gateway::start`] with more environment variables.
+    pub fn start_with_env(name: &str, config: &str, env: &[(&str, &str)]) -> Gateway {
         let dir = scratch_dir(name);
         let path = dir.join("ctigw.conf");
         std::fs::write(&path, config).unwrap();
@@ -62,6 +67,7 @@ impl Gateway {
             .arg("--config")
             .arg(&path)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
