@@ -17,7 +17,7 @@
 //! request_timeout = 5s
 //!
 //! [admin]
-//! listen = 127.0.0.1:8080
+//! listen = 127.0.0.1:8080        # the default; `off` for none
 //!
 //! [log]
 //! level = info
@@ -39,6 +39,8 @@ use crate::cti::{MAX_NODES, NodeConfig, SessionMode, Timing};
 
 /// The default configuration file.
 pub const DEFAULT_PATH: &str = "/etc/ctigw/ctigw.conf";
+/// Where the admin endpoint listens unless told otherwise: loopback only.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8080";
 
 /// An address range of trusted SIP peers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +106,8 @@ pub struct Config {
     pub nodes: Vec<NodeConfig>,
     /// The CTI timers.
     pub timing: Timing,
-    /// Where the admin endpoint listens, if anywhere.
+    /// Where the admin endpoint listens ([`DEFAULT_ADMIN_LISTEN`] unless
+    /// set), or `None` for `listen = off`.
     pub admin_listen: Option<SocketAddr>,
     /// The log level (`RUST_LOG` overrides it).
     pub log_level: log::LevelFilter,
@@ -218,7 +221,7 @@ impl Config {
             tcp_connections: crate::board::TCP_CONNECTIONS,
             nodes: Vec::new(),
             timing: Timing::default(),
-            admin_listen: None,
+            admin_listen: DEFAULT_ADMIN_LISTEN.parse().ok(),
             log_level: log::LevelFilter::Info,
             lines_file: dir.join("lines.conf"),
         };
@@ -280,15 +283,14 @@ impl Config {
                     "sip.trusted" => config.trusted.push(Cidr::parse(value)?),
                     "sip.tcp_idle_timeout" => config.tcp_idle_timeout = parse_duration(value)?,
                     "sip.tcp_connections" => {
-                        config.tcp_connections = value
-                            .parse()
-                            .ok()
-                            .filter(|n| (1..=crate::board::TCP_CONNECTIONS).contains(n))
-                            .ok_or(format!(
-                                "{value:?} is not a number of connections from 1 to {} (the {} board's slots)",
-                                crate::board::TCP_CONNECTIONS,
-                                crate::board::BOARD
-                            ))?
+                        config.tcp_connections =
+                            value.parse().ok().filter(|n| (1..=crate::board::TCP_CONNECTIONS).contains(n)).ok_or(
+                                format!(
+                                    "{value:?} is not a number of connections from 1 to {} (the {} board's slots)",
+                                    crate::board::TCP_CONNECTIONS,
+                                    crate::board::BOARD
+                                ),
+                            )?
                     }
                     "cti.node" => {
                         config.nodes.push(parse_node(value)?);
@@ -305,9 +307,10 @@ impl Config {
                     "cti.reconnect_interval" => config.timing.reconnect_interval = parse_duration(value)?,
                     "cti.request_timeout" => config.timing.request_timeout = parse_duration(value)?,
                     "cti.connect_timeout" => config.timing.connect_timeout = parse_duration(value)?,
+                    "admin.listen" if value == "off" => config.admin_listen = None,
                     "admin.listen" => {
                         config.admin_listen =
-                            Some(value.parse().map_err(|_| format!("{value:?} is not an address:port"))?)
+                            Some(value.parse().map_err(|_| format!("{value:?} is not an address:port, or off"))?)
                     }
                     "log.level" => config.log_level = parse_level(value)?,
                     "lines.file" => config.lines_file = dir.join(value),
@@ -428,6 +431,20 @@ mod tests {
                 "/etc/ctigw/ctigw.conf: no SIP listen address: add `listen = address:port` under [sip]",
             ]
         );
+    }
+
+    #[test]
+    fn the_admin_endpoint_defaults_to_loopback_and_can_be_turned_off() {
+        let path = Path::new("/etc/ctigw/ctigw.conf");
+        let base = "[sip]\nlisten = 127.0.0.1:5060\n[cti]\nnode = 127.0.0.1:7001\n";
+        let c = Config::parse(path, base).unwrap();
+        assert_eq!(c.admin_listen, Some("127.0.0.1:8080".parse().unwrap()));
+        let c = Config::parse(path, &format!("{base}[admin]\nlisten = off\n")).unwrap();
+        assert_eq!(c.admin_listen, None);
+        let errors = Config::parse(path, &format!("{base}[admin]\nlisten = everywhere\n")).unwrap_err();
+        assert_eq!(errors[0].to_string(), "/etc/ctigw/ctigw.conf:6: \"everywhere\" is not an address:port, or off");
+        let errors = Config::parse(path, &format!("{base}[sip]\ntcp_connections = 100000\n")).unwrap_err();
+        assert!(errors[0].to_string().contains("the x86_64 board's slots") || !cfg!(target_arch = "x86_64"));
     }
 
     #[test]

@@ -40,6 +40,7 @@
 #![deny(unsafe_code)] // but for the signal handler (io::signal)
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod board;
 pub mod config;
 pub mod csta;

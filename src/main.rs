@@ -205,6 +205,15 @@ fn run(path: PathBuf, mut config: Config, appearances: Appearances) -> ExitCode 
         let pump = io::cti::spawn(&ex, host.clone());
         pump.run(&mut *host.borrow_mut());
         io::sip::spawn(&ex, host.clone(), pump.clone(), listeners, config.tcp_idle_timeout);
+        if let Some(addr) = config.admin_listen {
+            match io::admin::spawn(&ex, host.clone(), addr) {
+                Ok(bound) => log::info!("admin endpoint on {bound}"),
+                Err(e) => {
+                    eprintln!("ctigw: cannot listen on {addr} for the admin endpoint: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
         log::info!(
             "ctigw {} listening for SIP on {} (UDP and TCP), {} CTI nodes, {} line appearances",
             env!("CARGO_PKG_VERSION"),
@@ -244,12 +253,7 @@ async fn stop(why: &str, host: &RefCell<io::sip::Host>, pump: &io::cti::Pump) {
         pump.run(&mut *h);
     }
     let deadline = started + STOP_GRACE;
-    while Instant::now() < deadline {
-        let h = host.borrow();
-        if h.gw.is_drained() && h.out.unsent() == 0 {
-            break;
-        }
-        drop(h);
+    while Instant::now() < deadline && !host.borrow().drained() {
         smol::Timer::after(Duration::from_millis(10)).await;
     }
     {
@@ -261,12 +265,12 @@ async fn stop(why: &str, host: &RefCell<io::sip::Host>, pump: &io::cti::Pump) {
         pump.run(&mut *h);
     }
     let cti_deadline = Instant::now() + Duration::from_millis(500);
-    while Instant::now() < cti_deadline {
-        let h = host.borrow();
-        if h.gw.nodes().slots().all(|slot| h.gw.nodes().tx_pending(slot).is_empty()) {
-            break;
-        }
-        drop(h);
+    let cti_written = || {
+        let nodes = host.borrow();
+        let nodes = nodes.gw.nodes();
+        nodes.slots().all(|slot| nodes.tx_pending(slot).is_empty())
+    };
+    while Instant::now() < cti_deadline && !cti_written() {
         smol::Timer::after(Duration::from_millis(10)).await;
     }
     log::info!("{why}: stopped in {} ms", started.elapsed().as_millis());

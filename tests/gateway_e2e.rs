@@ -112,8 +112,11 @@ fn check_config_reports_every_error_as_file_and_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("{}:2: expected 3 fields", bad_lines.display())), "{stderr}");
 
-    let out =
-        common::binary(env!("CARGO_BIN_EXE_ctigw")).arg("--check-config").arg(dir.join("missing.conf")).output().unwrap();
+    let out = common::binary(env!("CARGO_BIN_EXE_ctigw"))
+        .arg("--check-config")
+        .arg(dir.join("missing.conf"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.conf: cannot read"));
     let out = common::binary(env!("CARGO_BIN_EXE_ctigw")).arg("--version").output().unwrap();

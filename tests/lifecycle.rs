@@ -127,7 +127,7 @@ fn systemd_is_told_ready_reloading_and_stopping() {
     let sim = Sim::start(&[]);
     let config = config_text(free_port(), &[sim.listen], "");
     let mut gw = Gateway::start_with_env("notify", &config, &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
-    let mut next = || {
+    let next = || {
         let mut buf = [0u8; 256];
         let n = socket.recv(&mut buf).expect("a notification");
         String::from_utf8_lossy(&buf[..n]).into_owned()

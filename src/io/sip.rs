@@ -52,6 +52,10 @@ pub struct SipOut {
     pub tcp_open: usize,
     /// Messages dropped because their connection was gone or congested.
     pub dropped: u64,
+    /// SIP bytes received: UDP datagrams and TCP reads.
+    pub bytes_received: u64,
+    /// SIP bytes handed to the sockets: UDP datagrams sent and TCP writes.
+    pub bytes_sent: u64,
     /// False once stopping: new TCP connections are closed at once.
     pub accepting: bool,
 }
@@ -65,11 +69,10 @@ impl SipOut {
                 match socket {
                     // A non-blocking send: a full socket buffer drops the
                     // datagram, as the network might; retransmissions cover it.
-                    Some(s) => {
-                        if s.get_ref().send_to(bytes, to.addr).is_err() {
-                            self.dropped += 1;
-                        }
-                    }
+                    Some(s) => match s.get_ref().send_to(bytes, to.addr) {
+                        Ok(n) => self.bytes_sent += n as u64,
+                        Err(_) => self.dropped += 1,
+                    },
                     None => self.dropped += 1,
                 }
             }
@@ -111,6 +114,12 @@ pub struct Host {
 }
 
 impl Host {
+    /// True once a stop has nothing left to send or wait for, on either
+    /// side of the shell.
+    pub fn drained(&self) -> bool {
+        self.gw.is_drained() && self.out.unsent() == 0
+    }
+
     /// Writes out everything the core has queued.
     pub fn flush(&mut self) {
         while let Some(t) = self.gw.poll_transmit() {
@@ -178,6 +187,8 @@ pub fn host(gw: Box<Gateway>, listeners: &[Listeners], tcp_slots: usize) -> Host
             tcp_refused: 0,
             tcp_open: 0,
             dropped: 0,
+            bytes_received: 0,
+            bytes_sent: 0,
             accepting: true,
         },
     }
@@ -202,6 +213,7 @@ async fn udp_task(host: Rc<RefCell<Host>>, pump: Rc<Pump>, socket: Rc<Async<UdpS
     loop {
         let Ok((n, addr)) = socket.recv_from(&mut buf).await else { continue };
         let mut h = host.borrow_mut();
+        h.out.bytes_received += n as u64;
         h.gw.handle_datagram(Instant::now(), Peer { addr, transport: Transport::Udp }, &buf[..n]);
         h.flush();
         pump.run(&mut *h);
@@ -283,6 +295,7 @@ async fn read_task(
         };
         framer.filled(n);
         let mut h = host.borrow_mut();
+        h.out.bytes_received += n as u64;
         let now = Instant::now();
         let result = loop {
             match framer.next(MAX_BODY) {
@@ -330,6 +343,7 @@ async fn write_task(host: Rc<RefCell<Host>>, id: ConnId, mut stream: TcpStream, 
             return; // the reader sees the broken connection
         }
         let mut h = host.borrow_mut();
+        h.out.bytes_sent += n as u64;
         if let Some(conn) = h.out.conn_mut(id) {
             conn.tx.written(n);
         }

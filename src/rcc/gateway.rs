@@ -414,6 +414,11 @@ impl Gateway {
         self.sessions.capacity()
     }
 
+    /// Every open session, in table order (for the admin endpoint).
+    pub fn sessions(&self) -> impl Iterator<Item = &super::session::Session> {
+        self.sessions.iter().map(|(_, session)| session)
+    }
+
     /// The line appearances in force.
     pub fn appearances(&self) -> &Appearances {
         &self.appearances

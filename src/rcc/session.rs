@@ -62,6 +62,8 @@ pub struct Session {
     pub monitors: Vec<String<MAX_XREF>, MAX_MONITORS>,
     /// Session refresh interval (RFC 4028), if negotiated.
     pub session_expires: Option<Duration>,
+    /// When the session was opened.
+    pub opened_at: Instant,
     /// When the session was last refreshed (INVITE, re-INVITE, UPDATE).
     pub refreshed_at: Instant,
     /// The stored 2xx of the INVITE, retransmitted over UDP until ACK.
@@ -94,6 +96,7 @@ impl Session {
             local_cseq: 0,
             monitors: Vec::new(),
             session_expires: None,
+            opened_at: now,
             refreshed_at: now,
             invite_2xx: None,
             invite_cseq: 0,
@@ -288,5 +291,16 @@ mod tests {
         t.remove_monitor(c, "m0");
         assert_eq!(t.find_monitor(SlotId::new(0).unwrap(), "m0"), None);
         assert!(t.find_monitor(SlotId::new(0).unwrap(), "m1").is_some());
+    }
+}
+
+#[cfg(test)]
+mod size {
+    /// The board budgets (board/*/README.md) count 2.5 KiB a session.
+    #[test]
+    fn a_session_fits_the_budget() {
+        let size = std::mem::size_of::<super::Session>();
+        eprintln!("size_of::<Session>() = {size}");
+        assert!(size <= 2560, "{size} bytes");
     }
 }

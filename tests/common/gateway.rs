@@ -26,7 +26,8 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 }
 
 /// A configuration for a gateway on `port` with these CTI nodes and the
-/// demo directory's line appearances.
+/// demo directory's line appearances; no admin endpoint unless `extra`
+/// has an `[admin]` section.
 pub fn config_text(port: u16, nodes: &[SocketAddr], extra: &str) -> String {
     let lines = concat!(env!("CARGO_MANIFEST_DIR"), "/config/lines.conf");
     let mut text = format!("[sip]\nlisten = 127.0.0.1:{port}\nhost = 127.0.0.1\ntrusted = 127.0.0.1\n{extra}\n[cti]\n");
@@ -35,6 +36,10 @@ pub fn config_text(port: u16, nodes: &[SocketAddr], extra: &str) -> String {
     }
     text.push_str("heartbeat_interval = 2s\nreconnect_interval = 1s\nrequest_timeout = 2s\nconnect_timeout = 1s\n");
     text.push_str(&format!("[log]\nlevel = info\n[lines]\nfile = {lines}\n"));
+    if !extra.contains("[admin]") {
+        // Not on the default 127.0.0.1:8080: tests run side by side.
+        text.push_str("[admin]\nlisten = off\n");
+    }
     text
 }
 
