@@ -78,7 +78,7 @@ def measure(board, runs):
                 f.write(f"[sip]\nlisten = 127.0.0.1:{port}\nhost = 127.0.0.1\ntrusted = 127.0.0.1\n[cti]\n")
                 for _, listen in sims:
                     f.write(f"node = {listen}\n")
-                f.write(f"[log]\nlevel = warn\n[lines]\nfile = {ROOT}/config/lines.conf\n")
+                f.write(f"[admin]\nlisten = off\n[log]\nlevel = warn\n[lines]\nfile = {ROOT}/config/lines.conf\n")
             probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             probe.bind(("127.0.0.1", 0))
             probe.settimeout(0.005)

@@ -5,3 +5,6 @@ LINKER   :=
 QEMU     := 
 SYSROOT  := 
 PACKAGES := 
+# Release opt-level for this board, the smallest as measured (stripped ctigw,
+# board/opt-sizes.sh): s, as the ARM boards.
+OPT_LEVEL := s
