@@ -86,15 +86,16 @@ def measure(board, runs):
                        "branch=z9hG4bKfig\r\nFrom: <sip:f@example.com>;tag=f\r\nTo: <sip:ctigw@127.0.0.1>\r\n"
                        "Call-ID: fig\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
             started = time.monotonic()
-            gw = subprocess.Popen(prefix + [binary, "--config", conf], env=env, stderr=subprocess.DEVNULL)
+            gw = subprocess.Popen(prefix + [binary, "--config", conf], env=env, stderr=subprocess.PIPE, text=True)
             while True:
                 probe.sendto(options, ("127.0.0.1", port))
                 try:
                     probe.recv(2048)
                     break
                 except (socket.timeout, ConnectionRefusedError):
-                    if time.monotonic() - started > 30:
-                        raise SystemExit(f"{board}: no answer within 30 s")
+                    if gw.poll() is not None or time.monotonic() - started > 30:
+                        gw.kill()
+                        raise SystemExit(f"{board}: no answer within 30 s: {gw.communicate()[1]}")
             boot.append((time.monotonic() - started) * 1000)
             time.sleep(2)  # idle: links up, heartbeats going
             rss.append(rss_kib(gw.pid))
