@@ -18,7 +18,7 @@ TESTDATA     ?= $(abspath $(or $(CTIGW_TESTDATA),../shared/testdata))
 # integration tests start. CTIGW_BOARD picks the capacities (build.rs).
 include board/$(BOARD)/board.mk
 TARGET_VAR := $(shell echo $(TARGET) | tr 'a-z-' 'A-Z_')
-BOARD_ENV  := CTIGW_BOARD=$(BOARD) \
+BOARD_ENV  := CTIGW_BOARD=$(BOARD) CARGO_PROFILE_RELEASE_OPT_LEVEL=$(OPT_LEVEL) \
   $(if $(LINKER),CARGO_TARGET_$(TARGET_VAR)_LINKER=$(LINKER)) \
   $(if $(QEMU),CARGO_TARGET_$(TARGET_VAR)_RUNNER=$(QEMU) CTIGW_TEST_RUNNER=$(QEMU) QEMU_LD_PREFIX=$(SYSROOT))
 

@@ -752,7 +752,7 @@ impl Gateway {
             self.completed_index.remove(key, h.index);
             self.completed.free(h);
             if let (Some(s), true) = (session, unacked) {
-                log::info!("session ended: the 200 to its INVITE was never acknowledged");
+                self.log_session_end(s, "the 200 to its INVITE was never acknowledged");
                 self.end_session(s, true);
             }
             return;
@@ -1059,6 +1059,7 @@ impl Gateway {
             Some(ErrorCode::OBJECT_MONITOR_LIMIT_EXCEEDED)
         } else if !node_up {
             self.counters.node_down_refusals += 1;
+            log::info!("{}: {} refused: its CTI node is down", s.user, request.service().request_name());
             Some(ErrorCode::RESOURCE_OUT_OF_SERVICE)
         } else {
             None
@@ -1295,7 +1296,7 @@ impl Gateway {
             }
             if kind == ClientKind::EventInfo {
                 self.counters.event_timeouts += 1;
-                log::info!("session ended: an event INFO was never answered (dead dialog)");
+                self.log_session_end(session, "an event INFO was never answered (dead dialog)");
                 self.end_session(session, true);
             }
             return;
@@ -1333,7 +1334,9 @@ impl Gateway {
         if code >= 300 {
             // 481: the dialog is gone at Lync's end; anything else: end it.
             let bye = code != 481 && code != 408;
-            log::info!("session ended: Lync answered an event INFO with {code}");
+            if let Some(s) = self.sessions.get(session) {
+                log::info!("session of {} on {} ended: Lync answered an event INFO with {code}", s.user, s.line);
+            }
             self.end_session(session, bye);
         } else {
             self.next_event(session, h);
@@ -1377,6 +1380,12 @@ impl Gateway {
             self.send_bye_and_close(h);
         } else {
             self.byes.push_back(h);
+        }
+    }
+
+    fn log_session_end(&self, h: Handle, why: &str) {
+        if let Some(s) = self.sessions.get(h) {
+            log::info!("session of {} on {} ended: {why}", s.user, s.line);
         }
     }
 
