@@ -44,6 +44,7 @@ fn sigterm_ends_every_session_with_bye_and_exits_zero() {
     let status = gw.wait_exit(Duration::from_secs(10)).expect("ctigw exits after SIGTERM");
     assert!(status.success(), "{status:?}: {}", gw.log_text());
     let took = asked.elapsed();
+    eprintln!("SIGTERM to exit, two sessions ended with BYE: {took:?}");
     assert!(took < Duration::from_secs(5), "stopping took {took:?}");
     let log = gw.log_text();
     assert!(log.contains("SIGTERM: stopping; ending 2 sessions with BYE"), "{log}");
