@@ -94,7 +94,8 @@ run:
 	@$(SIMS) \
 	sleep 0.3; \
 	echo; echo "ctigw: SIP on 127.0.0.1:5060 (UDP and TCP); CTI nodes 127.0.0.1:7001 and :7002"; \
-	echo "       users and lines: config/lines.conf; try 'make demo' in another terminal; Ctrl-C stops"; echo; \
+	echo "       users and lines: config/lines.conf; try 'make demo' in another terminal; Ctrl-C stops"; \
+	echo "       admin: curl 127.0.0.1:8080/healthz  /metrics  /nodes  /sessions"; echo; \
 	$(BIN)/ctigw --config config/ctigw.conf
 
 # One scripted user through sign-in, monitor, make call, hold, retrieve,
