@@ -6,6 +6,7 @@
 //! host = gw.example.com          # the gateway's SIP host name
 //! trusted = 127.0.0.1            # who may open sessions: addresses or CIDR ranges
 //! tcp_idle_timeout = 15m
+//! tcp_message_timeout = 10s      # a message must arrive whole within this once begun
 //! tcp_connections = 1024         # TCP connection slots (default and most: the board's)
 //!
 //! [cti]
@@ -100,6 +101,8 @@ pub struct Config {
     pub trusted: Vec<Cidr>,
     /// Idle TCP connections are closed after this long.
     pub tcp_idle_timeout: Duration,
+    /// A TCP message begun but not whole after this closes its connection.
+    pub tcp_message_timeout: Duration,
     /// TCP connection slots; connections beyond them are refused.
     pub tcp_connections: usize,
     /// The CTI nodes, at most eight.
@@ -182,11 +185,12 @@ fn parse_node(text: &str) -> Result<NodeConfig, String> {
 /// Keys that may be given more than once.
 const REPEATABLE: [&str; 3] = ["sip.listen", "sip.trusted", "cti.node"];
 /// Every key, as `section.key`.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "sip.listen",
     "sip.host",
     "sip.trusted",
     "sip.tcp_idle_timeout",
+    "sip.tcp_message_timeout",
     "sip.tcp_connections",
     "cti.node",
     "cti.heartbeat_interval",
@@ -218,6 +222,7 @@ impl Config {
             sip_host: String::new(),
             trusted: Vec::new(),
             tcp_idle_timeout: Duration::from_secs(15 * 60),
+            tcp_message_timeout: Duration::from_secs(10),
             tcp_connections: crate::board::TCP_CONNECTIONS,
             nodes: Vec::new(),
             timing: Timing::default(),
@@ -282,6 +287,7 @@ impl Config {
                     }
                     "sip.trusted" => config.trusted.push(Cidr::parse(value)?),
                     "sip.tcp_idle_timeout" => config.tcp_idle_timeout = parse_duration(value)?,
+                    "sip.tcp_message_timeout" => config.tcp_message_timeout = parse_duration(value)?,
                     "sip.tcp_connections" => {
                         config.tcp_connections =
                             value.parse().ok().filter(|n| (1..=crate::board::TCP_CONNECTIONS).contains(n)).ok_or(

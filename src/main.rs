@@ -147,6 +147,7 @@ fn reload(path: &Path, running: &mut Config, gw: &mut Gateway) {
         ("sip.listen", new.sip_listen != running.sip_listen),
         ("sip.host", new.sip_host != running.sip_host),
         ("sip.tcp_idle_timeout", new.tcp_idle_timeout != running.tcp_idle_timeout),
+        ("sip.tcp_message_timeout", new.tcp_message_timeout != running.tcp_message_timeout),
         ("sip.tcp_connections", new.tcp_connections != running.tcp_connections),
         ("cti", new.nodes != running.nodes || new.timing != running.timing),
         ("admin.listen", new.admin_listen != running.admin_listen),
@@ -204,7 +205,8 @@ fn run(path: PathBuf, mut config: Config, appearances: Appearances) -> ExitCode 
         };
         let pump = io::cti::spawn(&ex, host.clone());
         pump.run(&mut *host.borrow_mut());
-        io::sip::spawn(&ex, host.clone(), pump.clone(), listeners, config.tcp_idle_timeout);
+        let timeouts = io::sip::StreamTimeouts { idle: config.tcp_idle_timeout, message: config.tcp_message_timeout };
+        io::sip::spawn(&ex, host.clone(), pump.clone(), listeners, timeouts);
         if let Some(addr) = config.admin_listen {
             match io::admin::spawn(&ex, host.clone(), addr) {
                 Ok(bound) => log::info!("admin endpoint on {bound}"),

@@ -32,6 +32,16 @@ pub const TCP_RECEIVE: usize = crate::board::TCP_RECEIVE;
 pub const TCP_TRANSMIT: usize = crate::board::TCP_TRANSMIT;
 /// The largest body accepted on a stream.
 pub const MAX_BODY: usize = 8 * 1024;
+/// The time limits of a TCP connection.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamTimeouts {
+    /// A connection that sends nothing for this long is closed.
+    pub idle: Duration,
+    /// How long a message may take to arrive once its first byte has: a
+    /// peer that trickles a message (slowloris) loses its connection,
+    /// however often it sends a byte.
+    pub message: Duration,
+}
 
 struct Conn {
     peer: SocketAddr,
@@ -200,11 +210,11 @@ pub fn spawn(
     host: Rc<RefCell<Host>>,
     pump: Rc<Pump>,
     listeners: Vec<Listeners>,
-    idle: Duration,
+    timeouts: StreamTimeouts,
 ) {
     for l in listeners {
         ex.spawn(udp_task(host.clone(), pump.clone(), l.udp)).detach();
-        ex.spawn(accept_task(ex.clone(), host.clone(), pump.clone(), l.tcp, idle)).detach();
+        ex.spawn(accept_task(ex.clone(), host.clone(), pump.clone(), l.tcp, timeouts)).detach();
     }
 }
 
@@ -225,7 +235,7 @@ async fn accept_task(
     host: Rc<RefCell<Host>>,
     pump: Rc<Pump>,
     listener: TcpListener,
-    idle: Duration,
+    timeouts: StreamTimeouts,
 ) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else { continue };
@@ -263,7 +273,7 @@ async fn accept_task(
         let _ = stream.set_nodelay(true);
         log::debug!("TCP {peer}: connected");
         ex.spawn(write_task(host.clone(), id, stream.clone(), wake_rx)).detach();
-        ex.spawn(read_task(host.clone(), pump.clone(), id, peer, stream, idle)).detach();
+        ex.spawn(read_task(host.clone(), pump.clone(), id, peer, stream, timeouts)).detach();
     }
 }
 
@@ -273,22 +283,28 @@ async fn read_task(
     id: ConnId,
     peer: SocketAddr,
     mut stream: TcpStream,
-    idle: Duration,
+    timeouts: StreamTimeouts,
 ) {
     let mut framer = Box::new(StreamBuffer::<TCP_RECEIVE>::new());
     let from = Peer { addr: peer, transport: Transport::Tcp(id) };
+    // When the message in the buffer began to arrive, if one has.
+    let mut message_started: Option<Instant> = None;
     let reason = loop {
         let spare = framer.spare();
         if spare.is_empty() {
             break "a message larger than the receive buffer";
         }
+        let (deadline, why) = match message_started {
+            Some(at) => (at + timeouts.message, "a message not completed in time"),
+            None => (Instant::now() + timeouts.idle, "idle"),
+        };
         let read = smol::future::or(async { Some(stream.read(spare).await) }, async {
-            Timer::after(idle).await;
+            Timer::at(deadline).await;
             None
         })
         .await;
         let n = match read {
-            None => break "idle",
+            None => break why,
             Some(Ok(0)) => break "closed by the peer",
             Some(Err(_)) => break "broken",
             Some(Ok(n)) => n,
@@ -310,8 +326,17 @@ async fn read_task(
             log::info!("TCP {peer}: {e}; closing (the stream is out of step)");
             break "framing error";
         }
+        message_started = match (framer.pending().is_empty(), message_started) {
+            (true, _) => None,
+            (false, None) => Some(now),
+            (false, started) => started,
+        };
     };
-    log::debug!("TCP {peer}: {reason}");
+    if matches!(reason, "idle" | "closed by the peer") {
+        log::debug!("TCP {peer}: {reason}");
+    } else {
+        log::info!("TCP {peer}: closed: {reason}");
+    }
     let mut h = host.borrow_mut();
     let index = (id.0 & 0xffff) as usize;
     if let Some(conn) = h.out.conns[index].take_if(|c| u32::from(c.generation) == id.0 >> 16) {
