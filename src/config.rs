@@ -8,6 +8,15 @@
 //! tcp_idle_timeout = 15m
 //! tcp_message_timeout = 10s      # a message must arrive whole within this once begun
 //! tcp_connections = 1024         # TCP connection slots (default and most: the board's)
+//! sessions = 4096                # session table size (default and most: the board's)
+//!
+//! [tls]                          # SIP over TLS, mutual authentication; off without this section
+//! listen = 127.0.0.1:5061        # repeat for more; default: port 5061 on each [sip] listen address
+//! certificate = gw.pem           # the gateway's certificate chain (PEM), relative to this file's folder
+//! key = gw.key                   # its private key (PEM: PKCS#8, PKCS#1 or SEC1)
+//! ca = lync-ca.pem               # the CA(s) the peers' certificates must chain to (PEM)
+//! peer = pool.example.com        # a trusted peer: its certificate's CN or a SAN DNS name; repeat
+//! handshake_timeout = 10s        # a peer that has not finished the handshake by then is cut off
 //!
 //! [cti]
 //! node = 127.0.0.1:7001          # 1 to 8 nodes; `mode=system-status` for nodes
@@ -28,8 +37,11 @@
 //! ```
 //!
 //! Every fault is reported, each as `file:line: what is wrong`; nothing in
-//! a bad file is half applied. Configuration is read once at boot, so this
-//! module uses the heap freely.
+//! a bad file is half applied. The files of `[tls]` must exist when the
+//! configuration is read; their contents are checked when the TLS server
+//! is built (`ctigw --check-config`, and at start). A build without the
+//! cargo feature `tls` refuses a `[tls]` section. Configuration is read
+//! once at boot, so this module uses the heap freely.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -88,6 +100,27 @@ impl Cidr {
     }
 }
 
+/// The `[tls]` section: SIP over TLS with mutual authentication.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// Where to listen for TLS (TCP); at least one.
+    pub listen: Vec<SocketAddr>,
+    /// The gateway's certificate chain, PEM.
+    pub certificate: PathBuf,
+    /// Its private key, PEM.
+    pub key: PathBuf,
+    /// The CA certificates a peer's certificate must chain to, PEM.
+    pub ca: PathBuf,
+    /// The trusted peers' names (lowercase): a peer's certificate must
+    /// carry one as its subject CN or a SAN DNS name.
+    pub peers: Vec<String>,
+    /// A handshake not finished within this closes the connection.
+    pub handshake_timeout: Duration,
+}
+
+/// The TLS port when `[tls]` names no listen address.
+pub const DEFAULT_TLS_PORT: u16 = 5061;
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -105,6 +138,8 @@ pub struct Config {
     pub tcp_message_timeout: Duration,
     /// TCP connection slots; connections beyond them are refused.
     pub tcp_connections: usize,
+    /// Sessions the table holds; INVITEs beyond them get 503.
+    pub sessions: usize,
     /// The CTI nodes, at most eight.
     pub nodes: Vec<NodeConfig>,
     /// The CTI timers.
@@ -116,6 +151,8 @@ pub struct Config {
     pub log_level: log::LevelFilter,
     /// The line-appearance file.
     pub lines_file: PathBuf,
+    /// SIP over TLS, when the `[tls]` section is there.
+    pub tls: Option<TlsConfig>,
 }
 
 /// One fault in a configuration file.
@@ -183,15 +220,16 @@ fn parse_node(text: &str) -> Result<NodeConfig, String> {
 }
 
 /// Keys that may be given more than once.
-const REPEATABLE: [&str; 3] = ["sip.listen", "sip.trusted", "cti.node"];
+const REPEATABLE: [&str; 5] = ["sip.listen", "sip.trusted", "cti.node", "tls.listen", "tls.peer"];
 /// Every key, as `section.key`.
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 22] = [
     "sip.listen",
     "sip.host",
     "sip.trusted",
     "sip.tcp_idle_timeout",
     "sip.tcp_message_timeout",
     "sip.tcp_connections",
+    "sip.sessions",
     "cti.node",
     "cti.heartbeat_interval",
     "cti.heartbeat_misses",
@@ -201,7 +239,24 @@ const KEYS: [&str; 15] = [
     "admin.listen",
     "log.level",
     "lines.file",
+    "tls.listen",
+    "tls.certificate",
+    "tls.key",
+    "tls.ca",
+    "tls.peer",
+    "tls.handshake_timeout",
 ];
+
+/// A file `[tls]` names, relative to the configuration's folder; it must
+/// exist (its contents are read when the TLS server is built).
+fn tls_file(dir: &Path, what: &str, value: &str) -> Result<PathBuf, String> {
+    let path = dir.join(value);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => Ok(path),
+        Ok(_) => Err(format!("{what} {}: not a file", path.display())),
+        Err(e) => Err(format!("{what} {}: {e}", path.display())),
+    }
+}
 
 impl Config {
     /// Reads and checks `path`. The line-appearance file it names is not
@@ -224,11 +279,23 @@ impl Config {
             tcp_idle_timeout: Duration::from_secs(15 * 60),
             tcp_message_timeout: Duration::from_secs(10),
             tcp_connections: crate::board::TCP_CONNECTIONS,
+            sessions: crate::board::SESSIONS,
             nodes: Vec::new(),
             timing: Timing::default(),
             admin_listen: DEFAULT_ADMIN_LISTEN.parse().ok(),
             log_level: log::LevelFilter::Info,
             lines_file: dir.join("lines.conf"),
+            tls: None,
+        };
+        // `[tls]`: where its header is, whether a peer is named, its keys.
+        let (mut tls_line, mut tls_peer_given) = (None, false);
+        let mut tls = TlsConfig {
+            listen: Vec::new(),
+            certificate: PathBuf::new(),
+            key: PathBuf::new(),
+            ca: PathBuf::new(),
+            peers: Vec::new(),
+            handshake_timeout: Duration::from_secs(10),
         };
         let mut errors = Vec::new();
         let mut seen: Vec<(String, usize)> = Vec::new();
@@ -244,7 +311,15 @@ impl Config {
             if let Some(name) = content.strip_prefix('[') {
                 match name.strip_suffix(']').map(str::trim) {
                     Some(name @ ("sip" | "cti" | "admin" | "log" | "lines")) => section = name.to_string(),
-                    Some(other) => fail(format!("unknown section [{other}] (sip, cti, admin, log, lines)")),
+                    Some("tls") => {
+                        section = "tls".to_string();
+                        if !cfg!(feature = "tls") {
+                            fail("[tls]: this ctigw was built without TLS (cargo feature `tls`)".to_string());
+                        } else if tls_line.is_none() {
+                            tls_line = Some(line);
+                        }
+                    }
+                    Some(other) => fail(format!("unknown section [{other}] (sip, tls, cti, admin, log, lines)")),
                     None => fail(format!("malformed section header {content:?}")),
                 }
                 continue;
@@ -257,6 +332,9 @@ impl Config {
             if section.is_empty() {
                 fail(format!("key {key:?} before any [section]"));
                 continue;
+            }
+            if section == "tls" && !cfg!(feature = "tls") {
+                continue; // the section itself is the error
             }
             let full = format!("{section}.{key}");
             if !KEYS.contains(&full.as_str()) {
@@ -298,6 +376,14 @@ impl Config {
                                 ),
                             )?
                     }
+                    "sip.sessions" => {
+                        config.sessions =
+                            value.parse().ok().filter(|n| (1..=crate::board::SESSIONS).contains(n)).ok_or(format!(
+                                "{value:?} is not a number of sessions from 1 to {} (the {} board's table)",
+                                crate::board::SESSIONS,
+                                crate::board::BOARD
+                            ))?
+                    }
                     "cti.node" => {
                         config.nodes.push(parse_node(value)?);
                         node_lines.push(line);
@@ -320,6 +406,17 @@ impl Config {
                     }
                     "log.level" => config.log_level = parse_level(value)?,
                     "lines.file" => config.lines_file = dir.join(value),
+                    "tls.listen" => {
+                        tls.listen.push(value.parse().map_err(|_| format!("{value:?} is not an address:port"))?)
+                    }
+                    "tls.certificate" => tls.certificate = tls_file(&dir, "certificate", value)?,
+                    "tls.key" => tls.key = tls_file(&dir, "key", value)?,
+                    "tls.ca" => tls.ca = tls_file(&dir, "CA", value)?,
+                    "tls.peer" => {
+                        tls_peer_given = true;
+                        tls.peers.push(crate::tls::names::peer_name(value)?)
+                    }
+                    "tls.handshake_timeout" => tls.handshake_timeout = parse_duration(value)?,
                     _ => unreachable!("key list checked above"),
                 }
                 Ok(())
@@ -351,6 +448,25 @@ impl Config {
                     message: format!("CTI node {} listed twice", a.addr),
                 });
             }
+        }
+        if let Some(line) = tls_line {
+            let mut missing = |what: &str| {
+                errors.push(ConfigError { file: path.to_path_buf(), line, message: format!("[tls] needs {what}") })
+            };
+            for (key, what) in [
+                ("tls.certificate", "`certificate = file` (the gateway's certificate chain, PEM)"),
+                ("tls.key", "`key = file` (the gateway's private key, PEM)"),
+                ("tls.ca", "`ca = file` (the CA of the peers' certificates, PEM)"),
+                ("tls.peer", "`peer = name` (a trusted peer: the Lync pool's FQDN; repeat for more)"),
+            ] {
+                if !(seen.iter().any(|(k, _)| k == key) || key == "tls.peer" && tls_peer_given) {
+                    missing(what);
+                }
+            }
+            if tls.listen.is_empty() {
+                tls.listen = config.sip_listen.iter().map(|a| SocketAddr::new(a.ip(), DEFAULT_TLS_PORT)).collect();
+            }
+            config.tls = Some(tls);
         }
         if config.sip_host.is_empty() {
             config.sip_host = config.sip_listen.first().map_or("localhost".to_string(), |a| match a {
@@ -430,7 +546,7 @@ mod tests {
                 "/etc/ctigw/ctigw.conf:9: duplicate key \"heartbeat_interval\" in [cti] (first on line 7)",
                 "/etc/ctigw/ctigw.conf:10: \"0\" is not a count of 1 or more",
                 "/etc/ctigw/ctigw.conf:11: unknown node option \"mode=fast\" (mode=ecma354 or mode=system-status)",
-                "/etc/ctigw/ctigw.conf:12: unknown section [bogus] (sip, cti, admin, log, lines)",
+                "/etc/ctigw/ctigw.conf:12: unknown section [bogus] (sip, tls, cti, admin, log, lines)",
                 "/etc/ctigw/ctigw.conf:13: expected `key = value`, found \"just text\"",
                 "/etc/ctigw/ctigw.conf:15: \"loud\" is not a log level (error, warn, info, debug, trace)",
                 "/etc/ctigw/ctigw.conf: no CTI node: add `node = address:port` under [cti]",
@@ -468,6 +584,86 @@ mod tests {
                 "/etc/ctigw/ctigw.conf:13: CTI node 127.0.0.1:7001 listed twice",
             ]
         );
+    }
+
+    /// A folder with the three files `[tls]` names (their contents do not
+    /// matter to the parser).
+    fn tls_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ctigw-config-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(dir.join("certs")).unwrap();
+        for file in ["certs/gw.pem", "certs/gw.key", "certs/ca.pem"] {
+            std::fs::write(dir.join(file), "").unwrap();
+        }
+        dir
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn the_tls_section() {
+        let dir = tls_dir("tls");
+        let path = dir.join("ctigw.conf");
+        let base = "[sip]\nlisten = 127.0.0.1:5060\nlisten = [::1]:5060\n[cti]\nnode = 127.0.0.1:7001\n";
+        assert_eq!(Config::parse(&path, base).unwrap().tls, None, "off without the section");
+        let files = "certificate = certs/gw.pem\nkey = certs/gw.key\nca = certs/ca.pem\n";
+        let c =
+            Config::parse(&path, &format!("{base}[tls]\n{files}peer = Pool.Example.com\npeer = lync2.example.com.\n"))
+                .unwrap();
+        let tls = c.tls.unwrap();
+        let default_listen: Vec<SocketAddr> = vec!["127.0.0.1:5061".parse().unwrap(), "[::1]:5061".parse().unwrap()];
+        assert_eq!(tls.listen, default_listen, "port 5061 on each SIP address");
+        assert_eq!(tls.certificate, dir.join("certs/gw.pem"), "relative to the configuration's folder");
+        assert_eq!(tls.key, dir.join("certs/gw.key"));
+        assert_eq!(tls.ca, dir.join("certs/ca.pem"));
+        assert_eq!(tls.peers, ["pool.example.com", "lync2.example.com"]);
+        assert_eq!(tls.handshake_timeout, Duration::from_secs(10));
+        let c = Config::parse(
+            &path,
+            &format!(
+                "{base}[tls]\nlisten = 127.0.0.1:5071\nlisten = [::1]:5071\n{files}peer = pool.example.com\nhandshake_timeout = 2s\n"
+            ),
+        )
+        .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.listen, ["127.0.0.1:5071".parse().unwrap(), "[::1]:5071".parse().unwrap()]);
+        assert_eq!(tls.handshake_timeout, Duration::from_secs(2));
+
+        let text = format!(
+            "{base}[tls]\nlisten = here\ncertificate = certs/missing.pem\nkey = certs\nca = certs/ca.pem\nca = certs/ca.pem\n\
+             peer = *.example.com\ncolour = blue\n"
+        );
+        let errors: Vec<String> = Config::parse(&path, &text).unwrap_err().iter().map(ToString::to_string).collect();
+        let p = path.display();
+        let d = dir.display();
+        assert_eq!(
+            errors,
+            [
+                format!("{p}:7: \"here\" is not an address:port"),
+                format!("{p}:8: certificate {d}/certs/missing.pem: No such file or directory (os error 2)"),
+                format!("{p}:9: key {d}/certs: not a file"),
+                format!("{p}:11: duplicate key \"ca\" in [tls] (first on line 10)"),
+                format!(
+                    "{p}:12: \"*.example.com\" is not a DNS name (the peer's certificate CN or SAN DNS name, no wildcard)"
+                ),
+                format!("{p}:13: unknown key \"colour\" in [tls]"),
+            ]
+        );
+        let errors: Vec<String> =
+            Config::parse(&path, &format!("{base}[tls]\n")).unwrap_err().iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 4, "{errors:#?}");
+        assert!(errors[0].starts_with(&format!("{p}:6: [tls] needs `certificate = file`")), "{errors:#?}");
+        assert!(errors[3].starts_with(&format!("{p}:6: [tls] needs `peer = name`")), "{errors:#?}");
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn a_tls_section_is_refused_by_a_build_without_tls() {
+        let dir = tls_dir("no-tls");
+        let text = "[sip]\nlisten = 127.0.0.1:5060\n[cti]\nnode = 127.0.0.1:7001\n[tls]\ncertificate = certs/gw.pem\n\
+                    key = certs/gw.key\nca = certs/ca.pem\npeer = pool.example.com\n";
+        let errors = Config::parse(&dir.join("ctigw.conf"), text).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 5);
+        assert_eq!(errors[0].message, "[tls]: this ctigw was built without TLS (cargo feature `tls`)");
     }
 
     #[test]

@@ -54,3 +54,4 @@ pub mod sendbuf;
 pub mod sim;
 pub mod sip;
 pub mod tel;
+pub mod tls;

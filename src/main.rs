@@ -84,6 +84,14 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // SIP over TLS: the certificate, key and CA of [tls] read and checked now.
+    let tls = match config.tls.as_ref().map(ctigw::tls::server_config).transpose() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("ctigw: {e}");
+            return ExitCode::from(1);
+        }
+    };
     if check_only {
         println!(
             "{}: ok ({} CTI nodes, {} line appearances in {})",
@@ -105,7 +113,7 @@ fn main() -> ExitCode {
     if !from_env {
         log::set_max_level(config.log_level);
     }
-    run(path, config, appearances)
+    run(path, config, appearances, tls)
 }
 
 /// How long a stop waits for Lync to answer the BYEs and for the last
@@ -149,8 +157,10 @@ fn reload(path: &Path, running: &mut Config, gw: &mut Gateway) {
         ("sip.tcp_idle_timeout", new.tcp_idle_timeout != running.tcp_idle_timeout),
         ("sip.tcp_message_timeout", new.tcp_message_timeout != running.tcp_message_timeout),
         ("sip.tcp_connections", new.tcp_connections != running.tcp_connections),
+        ("sip.sessions", new.sessions != running.sessions),
         ("cti", new.nodes != running.nodes || new.timing != running.timing),
         ("admin.listen", new.admin_listen != running.admin_listen),
+        ("tls", new.tls != running.tls),
     ];
     for (key, _) in restart_only.iter().filter(|(_, changed)| *changed) {
         log::warn!("reload: {key} changed in {}; it takes effect at the next start", path.display());
@@ -172,7 +182,7 @@ fn reload(path: &Path, running: &mut Config, gw: &mut Gateway) {
     running.lines_file = new.lines_file;
 }
 
-fn run(path: PathBuf, mut config: Config, appearances: Appearances) -> ExitCode {
+fn run(path: PathBuf, mut config: Config, appearances: Appearances, tls: Option<ctigw::tls::Server>) -> ExitCode {
     let nodes = match Nodes::new(config.timing, &config.nodes) {
         Ok(n) => n,
         Err(_) => {
@@ -181,7 +191,10 @@ fn run(path: PathBuf, mut config: Config, appearances: Appearances) -> ExitCode 
         }
     };
     let port = config.sip_listen[0].port();
-    let gateway = Gateway::new(GatewayConfig::new(&config.sip_host, port, config.trusted.clone()), appearances, nodes);
+    let mut sizes = GatewayConfig::new(&config.sip_host, port, config.trusted.clone());
+    sizes.sessions = config.sessions;
+    sizes.tls_port = config.tls.as_ref().map(|t| t.listen[0].port());
+    let gateway = Gateway::new(sizes, appearances, nodes);
     let ex = Rc::new(LocalExecutor::new());
     smol::block_on(ex.run(async {
         let mut listeners = Vec::new();
@@ -190,6 +203,16 @@ fn run(path: PathBuf, mut config: Config, appearances: Appearances) -> ExitCode 
                 Ok(l) => listeners.push(l),
                 Err(e) => {
                     eprintln!("ctigw: cannot listen on {addr} (UDP and TCP): {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        let mut tls_listeners = Vec::new();
+        for addr in config.tls.iter().flat_map(|t| &t.listen) {
+            match io::sip::bind_tls(*addr).await {
+                Ok(l) => tls_listeners.push(l),
+                Err(e) => {
+                    eprintln!("ctigw: cannot listen on {addr} for SIP over TLS: {e}");
                     return ExitCode::from(1);
                 }
             }
@@ -207,6 +230,9 @@ fn run(path: PathBuf, mut config: Config, appearances: Appearances) -> ExitCode 
         pump.run(&mut *host.borrow_mut());
         let timeouts = io::sip::StreamTimeouts { idle: config.tcp_idle_timeout, message: config.tcp_message_timeout };
         io::sip::spawn(&ex, host.clone(), pump.clone(), listeners, timeouts);
+        if let (Some(server), Some(t)) = (tls, &config.tls) {
+            io::sip::spawn_tls(&ex, host.clone(), pump.clone(), tls_listeners, server, timeouts, t.handshake_timeout);
+        }
         if let Some(addr) = config.admin_listen {
             match io::admin::spawn(&ex, host.clone(), addr) {
                 Ok(bound) => log::info!("admin endpoint on {bound}"),
@@ -217,9 +243,13 @@ fn run(path: PathBuf, mut config: Config, appearances: Appearances) -> ExitCode 
             }
         }
         log::info!(
-            "ctigw {} listening for SIP on {} (UDP and TCP), {} CTI nodes, {} line appearances",
+            "ctigw {} listening for SIP on {} (UDP and TCP){}, {} CTI nodes, {} line appearances",
             env!("CARGO_PKG_VERSION"),
             config.sip_listen.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            config.tls.as_ref().map_or(String::new(), |t| {
+                let addrs = t.listen.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+                format!(" and {addrs} (TLS, {} trusted peers)", t.peers.len())
+            }),
             config.nodes.len(),
             host.borrow().gw.appearances().len()
         );

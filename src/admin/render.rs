@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use super::http::{Page, Status};
 use crate::cti::{self, LinkState, Nodes, SlotId};
-use crate::rcc::Gateway;
 use crate::rcc::session::Session;
+use crate::rcc::{Gateway, Transport};
 
 /// The Content-Type of `/metrics`.
 pub const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -35,6 +35,12 @@ pub struct SipTransport {
     pub bytes_received: u64,
     /// SIP bytes handed to the sockets.
     pub bytes_sent: u64,
+    /// TLS connections open now (handshakes in progress included).
+    pub tls_open: usize,
+    /// TLS handshakes finished with a trusted peer.
+    pub tls_handshakes: u64,
+    /// TLS connections refused, by cause ([`crate::tls::Refusal::index`]).
+    pub tls_refused: [u64; crate::tls::Refusal::ALL.len()],
 }
 
 /// What the pages are rendered from: a borrow of the gateway, the SIP
@@ -285,6 +291,14 @@ pub fn metrics(view: &View<'_>, out: &mut impl fmt::Write) -> fmt::Result {
     let help = "SIP bytes received (UDP datagrams and TCP reads).";
     m.single("ctigw_sip_received_bytes_total", Counter, help, sip.bytes_received)?;
     m.single("ctigw_sip_sent_bytes_total", Counter, "SIP bytes handed to the sockets.", sip.bytes_sent)?;
+    let help = "SIP TLS connections open now (also counted as TCP connections), handshakes in progress included.";
+    m.single("ctigw_sip_tls_connections_open", Gauge, help, sip.tls_open as u64)?;
+    let help = "TLS handshakes finished with a trusted peer.";
+    m.single("ctigw_tls_handshakes_total", Counter, help, sip.tls_handshakes)?;
+    m.family("ctigw_tls_refused_total", Counter, "TLS connections refused in the handshake, by cause.")?;
+    for cause in crate::tls::Refusal::ALL {
+        m.sample("ctigw_tls_refused_total", &[("cause", cause.label())], sip.tls_refused[cause.index()])?;
+    }
 
     let labels = NodeLabels::of(nodes);
     let up = labels.iter().filter(|n| nodes.state(n.slot) == LinkState::Up).count();
@@ -394,7 +408,12 @@ pub fn sessions_json<'s>(
         json_string(out, &s.line)?;
         write!(out, ",\"slot\":{},\"node\":", s.slot.index())?;
         json_display(out, s.slot)?;
-        write!(out, ",\"transport\":\"{}\",\"peer\":", if s.peer.transport.is_reliable() { "tcp" } else { "udp" })?;
+        let transport = match s.peer.transport {
+            Transport::Udp => "udp",
+            Transport::Tcp(_) => "tcp",
+            Transport::Tls(_) => "tls",
+        };
+        write!(out, ",\"transport\":\"{transport}\",\"peer\":")?;
         json_display(out, s.peer.addr)?;
         let age = now.saturating_duration_since(s.opened_at).as_secs();
         let refreshed = now.saturating_duration_since(s.refreshed_at).as_secs();
@@ -645,7 +664,16 @@ mod tests {
         let now = Instant::now();
         gw.start(now);
         gw.cti_connected(now, SlotId::new(0).unwrap()); // a system-status node is up at once
-        let sip = SipTransport { tcp_open: 2, tcp_refused: 5, dropped: 6, bytes_received: 1234, bytes_sent: 5678 };
+        let sip = SipTransport {
+            tcp_open: 2,
+            tcp_refused: 5,
+            dropped: 6,
+            bytes_received: 1234,
+            bytes_sent: 5678,
+            tls_open: 1,
+            tls_handshakes: 3,
+            tls_refused: [1, 2, 3, 4, 5, 6],
+        };
         let (rendered, text) = render(Page::Metrics, &gw, sip);
         assert_eq!(rendered, Rendered { status: Status::Ok, content_type: METRICS_TYPE });
         let samples = check_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -665,6 +693,12 @@ mod tests {
         assert_eq!(v("ctigw_sip_messages_dropped_total", &[]), 6.0);
         assert_eq!(v("ctigw_sip_received_bytes_total", &[]), 1234.0);
         assert_eq!(v("ctigw_sip_sent_bytes_total", &[]), 5678.0);
+        assert_eq!(v("ctigw_sip_tls_connections_open", &[]), 1.0);
+        assert_eq!(v("ctigw_tls_handshakes_total", &[]), 3.0);
+        assert_eq!(v("ctigw_tls_refused_total", &[("cause", "no_certificate")]), 1.0);
+        assert_eq!(v("ctigw_tls_refused_total", &[("cause", "unknown_ca")]), 2.0);
+        assert_eq!(v("ctigw_tls_refused_total", &[("cause", "name_not_trusted")]), 4.0);
+        assert_eq!(v("ctigw_tls_refused_total", &[("cause", "handshake_failed")]), 6.0);
         assert_eq!(v("ctigw_cti_nodes_configured", &[]), 2.0);
         assert_eq!(v("ctigw_cti_nodes_up", &[]), 1.0);
         assert_eq!(v("ctigw_cti_node_up", &[("node", "0"), ("addr", "127.0.0.1:7001")]), 1.0);
@@ -728,6 +762,7 @@ mod tests {
         for (call_id, user, transport) in [
             (awkward, "sip:alice@example.com", Transport::Udp),
             ("plain", "sip:bob@example.com", Transport::Tcp(crate::rcc::ConnId(3))),
+            ("secure", "sip:carol@example.com", Transport::Tls(crate::rcc::ConnId(4))),
         ] {
             table
                 .open(opened, |s| {
@@ -743,7 +778,7 @@ mod tests {
         let later = opened + Duration::from_secs(75);
         sessions_json(table.len(), table.capacity(), table.iter().map(|(_, s)| s), later, &mut text).unwrap();
         let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        assert_eq!(json["open"], 2);
+        assert_eq!(json["open"], 3);
         assert_eq!(json["capacity"], 4);
         let sessions = json["sessions"].as_array().unwrap();
         let alice = sessions.iter().find(|s| s["user"] == "sip:alice@example.com").unwrap();
@@ -756,6 +791,8 @@ mod tests {
         assert_eq!(alice["age_s"], 75);
         let bob = sessions.iter().find(|s| s["user"] == "sip:bob@example.com").unwrap();
         assert_eq!(bob["transport"], "tcp");
+        let carol = sessions.iter().find(|s| s["user"] == "sip:carol@example.com").unwrap();
+        assert_eq!(carol["transport"], "tls");
         let mut empty = String::new();
         sessions_json(0, 4, core::iter::empty(), later, &mut empty).unwrap();
         let json: serde_json::Value = serde_json::from_str(&empty).unwrap();

@@ -178,6 +178,9 @@ fn sip_counters(out: &SipOut) -> SipTransport {
         dropped: out.dropped,
         bytes_received: out.bytes_received,
         bytes_sent: out.bytes_sent,
+        tls_open: out.tls_open,
+        tls_handshakes: out.tls_handshakes,
+        tls_refused: out.tls_refused,
     }
 }
 

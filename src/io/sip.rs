@@ -1,6 +1,7 @@
 //! The I/O shell of the SIP side: a UDP socket and a TCP listener per
-//! listen address, a fixed table of TCP connection slots, and the [`Host`]
-//! that feeds the [`Gateway`] and writes out what it sends.
+//! listen address, TLS listeners (feature `tls`), a fixed table of stream
+//! connection slots, and the [`Host`] that feeds the [`Gateway`] and
+//! writes out what it sends.
 //!
 //! The shell decides nothing about SIP. It frames TCP streams (the pure
 //! [`StreamBuffer`]), refuses connections when every slot is taken
@@ -8,6 +9,12 @@
 //! than the configured time, and after every call into the core writes
 //! out the core's messages: datagrams at once, stream messages into the
 //! connection's fixed transmit buffer for its writer task.
+//!
+//! A TLS connection takes a slot as soon as it is accepted (so handshakes
+//! in progress are bounded by the slots too), must finish its handshake
+//! within the configured time with a trusted peer's certificate, and is
+//! then a stream like a TCP connection: the same reader and writer tasks
+//! over the decrypted bytes, the same framing, limits and timeouts.
 
 use std::cell::RefCell;
 use std::net::{Shutdown, SocketAddr, UdpSocket};
@@ -15,7 +22,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use smol::channel::{Receiver, Sender, bounded};
-use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::net::{TcpListener, TcpStream};
 use smol::{Async, LocalExecutor, Timer};
 
@@ -24,6 +31,7 @@ use crate::cti::{LinkAction, SlotId};
 use crate::rcc::{ConnId, Gateway, Peer, Transport};
 use crate::sendbuf::SendBuf;
 use crate::sip::StreamBuffer;
+use crate::tls::Refusal;
 
 /// Bytes of a TCP connection's receive buffer: the largest SIP message.
 pub const TCP_RECEIVE: usize = crate::board::TCP_RECEIVE;
@@ -43,12 +51,37 @@ pub struct StreamTimeouts {
     pub message: Duration,
 }
 
+/// A connection's bytes as its reader task sees them: the TCP stream, or
+/// the decrypted side of TLS over it.
+type Reader = Box<dyn AsyncRead + Unpin>;
+/// A connection's bytes as its writer task sends them.
+type Writer = Box<dyn AsyncWrite + Unpin>;
+
 struct Conn {
     peer: SocketAddr,
     generation: u16,
+    /// The TCP socket (under TLS too): shut down to cut the connection off.
     stream: TcpStream,
+    tls: bool,
     tx: Box<SendBuf<TCP_TRANSMIT>>,
     wake: Sender<()>,
+}
+
+/// The buffers a slot keeps between its connections: allocated the first
+/// time the slot is used, then lent to each connection it holds and given
+/// back when that connection ends, so connections coming and going (a
+/// flood, say) never allocate them again and memory stays flat.
+#[derive(Default)]
+struct Spare {
+    rx: Option<Box<StreamBuffer<TCP_RECEIVE>>>,
+    tx: Option<Box<SendBuf<TCP_TRANSMIT>>>,
+    copy: Option<Box<[u8]>>,
+}
+
+/// What a new connection borrows from its slot for its reader and writer.
+struct Lent {
+    rx: Box<StreamBuffer<TCP_RECEIVE>>,
+    copy: Box<[u8]>,
 }
 
 /// Where the core's messages go: the UDP sockets and the TCP slots.
@@ -56,10 +89,17 @@ pub struct SipOut {
     udp: Vec<Rc<Async<UdpSocket>>>,
     conns: Vec<Option<Conn>>,
     generations: Vec<u16>,
-    /// TCP connections refused because every slot was taken.
+    spares: Vec<Spare>,
+    /// TCP connections refused because every slot was taken (TLS ones included).
     pub tcp_refused: u64,
-    /// TCP connections open now.
+    /// TCP connections open now (TLS ones included, handshakes in progress too).
     pub tcp_open: usize,
+    /// TLS connections open now (handshakes in progress included).
+    pub tls_open: usize,
+    /// TLS handshakes finished with a trusted peer.
+    pub tls_handshakes: u64,
+    /// TLS connections refused, by cause ([`Refusal::index`]).
+    pub tls_refused: [u64; Refusal::ALL.len()],
     /// Messages dropped because their connection was gone or congested.
     pub dropped: u64,
     /// SIP bytes received: UDP datagrams and TCP reads.
@@ -86,14 +126,14 @@ impl SipOut {
                     None => self.dropped += 1,
                 }
             }
-            Transport::Tcp(id) => {
+            Transport::Tcp(id) | Transport::Tls(id) => {
                 let Some(conn) = self.conn_mut(id) else {
                     self.dropped += 1;
                     return;
                 };
                 if conn.tx.append(|out| out.put(bytes)).is_err() {
                     // The peer reads nothing: cut it off rather than grow.
-                    log::warn!("TCP {}: transmit buffer full, closing", conn.peer);
+                    log::warn!("{} {}: transmit buffer full, closing", to.transport.token(), conn.peer);
                     let _ = conn.stream.shutdown(Shutdown::Both);
                     self.dropped += 1;
                     return;
@@ -111,6 +151,73 @@ impl SipOut {
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
         let (index, generation) = ((id.0 & 0xffff) as usize, (id.0 >> 16) as u16);
         self.conns.get_mut(index)?.as_mut().filter(|c| c.generation == generation)
+    }
+
+    /// Gives the connection just accepted from `peer` a free slot, or
+    /// closes it: when stopping, or when every slot is taken (counted, the
+    /// other connections untouched). Its writer is woken on the receiver.
+    fn claim(&mut self, peer: SocketAddr, stream: &TcpStream, tls: bool) -> Option<(ConnId, Receiver<()>, Lent)> {
+        let kind = if tls { "TLS" } else { "TCP" };
+        if !self.accepting {
+            log::info!("{kind} {peer}: refused, stopping");
+            let _ = stream.shutdown(Shutdown::Both);
+            return None;
+        }
+        let Some(index) = self.conns.iter().position(Option::is_none) else {
+            self.tcp_refused += 1;
+            log::warn!("{kind} {peer}: refused, all {} connection slots in use", self.conns.len());
+            let _ = stream.shutdown(Shutdown::Both);
+            return None;
+        };
+        let (wake, woken) = bounded(1);
+        self.generations[index] = self.generations[index].wrapping_add(1);
+        let generation = self.generations[index];
+        let spare = &mut self.spares[index];
+        let tx = match spare.tx.take() {
+            Some(mut tx) => {
+                tx.clear();
+                tx
+            }
+            None => Box::new(SendBuf::new()),
+        };
+        let rx = match spare.rx.take() {
+            Some(mut rx) => {
+                *rx = StreamBuffer::new();
+                rx
+            }
+            None => Box::new(StreamBuffer::new()),
+        };
+        let copy = spare.copy.take().unwrap_or_else(|| vec![0u8; TCP_TRANSMIT].into_boxed_slice());
+        self.conns[index] = Some(Conn { peer, generation, stream: stream.clone(), tls, tx, wake });
+        self.tcp_open += 1;
+        self.tls_open += usize::from(tls);
+        Some((ConnId(index as u32 | (u32::from(generation) << 16)), woken, Lent { rx, copy }))
+    }
+
+    /// Gives a connection's receive buffer back to its slot.
+    fn give_back_rx(&mut self, id: ConnId, rx: Box<StreamBuffer<TCP_RECEIVE>>) {
+        if let Some(spare) = self.spares.get_mut((id.0 & 0xffff) as usize) {
+            spare.rx.get_or_insert(rx);
+        }
+    }
+
+    /// Gives a connection writer's copy buffer back to its slot.
+    fn give_back_copy(&mut self, id: ConnId, copy: Box<[u8]>) {
+        if let Some(spare) = self.spares.get_mut((id.0 & 0xffff) as usize) {
+            spare.copy.get_or_insert(copy);
+        }
+    }
+
+    /// Frees the slot of `id`, if it still holds that connection, and
+    /// shuts its socket.
+    fn release(&mut self, id: ConnId) {
+        let index = (id.0 & 0xffff) as usize;
+        if let Some(conn) = self.conns[index].take_if(|c| u32::from(c.generation) == id.0 >> 16) {
+            let _ = conn.stream.shutdown(Shutdown::Both);
+            self.tcp_open -= 1;
+            self.tls_open -= usize::from(conn.tls);
+            self.spares[index].tx.get_or_insert(conn.tx);
+        }
     }
 }
 
@@ -194,8 +301,12 @@ pub fn host(gw: Box<Gateway>, listeners: &[Listeners], tcp_slots: usize) -> Host
             udp: listeners.iter().map(|l| l.udp.clone()).collect(),
             conns: (0..tcp_slots).map(|_| None).collect(),
             generations: vec![0; tcp_slots],
+            spares: (0..tcp_slots).map(|_| Spare::default()).collect(),
             tcp_refused: 0,
             tcp_open: 0,
+            tls_open: 0,
+            tls_handshakes: 0,
+            tls_refused: [0; Refusal::ALL.len()],
             dropped: 0,
             bytes_received: 0,
             bytes_sent: 0,
@@ -239,54 +350,131 @@ async fn accept_task(
 ) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else { continue };
-        let (wake_tx, wake_rx) = bounded(1);
-        let id = {
-            let mut h = host.borrow_mut();
-            let out = &mut h.out;
-            if !out.accepting {
-                log::info!("TCP {peer}: refused, stopping");
-                let _ = stream.shutdown(Shutdown::Both);
-                continue;
-            }
-            match out.conns.iter().position(Option::is_none) {
-                None => {
-                    out.tcp_refused += 1;
-                    log::warn!("TCP {peer}: refused, all {} connection slots in use", out.conns.len());
-                    let _ = stream.shutdown(Shutdown::Both);
-                    continue;
-                }
-                Some(index) => {
-                    out.generations[index] = out.generations[index].wrapping_add(1);
-                    let generation = out.generations[index];
-                    out.conns[index] = Some(Conn {
-                        peer,
-                        generation,
-                        stream: stream.clone(),
-                        tx: Box::new(SendBuf::new()),
-                        wake: wake_tx,
-                    });
-                    out.tcp_open += 1;
-                    ConnId(index as u32 | (u32::from(generation) << 16))
-                }
-            }
-        };
+        let Some((id, woken, lent)) = host.borrow_mut().out.claim(peer, &stream, false) else { continue };
         let _ = stream.set_nodelay(true);
         log::debug!("TCP {peer}: connected");
-        ex.spawn(write_task(host.clone(), id, stream.clone(), wake_rx)).detach();
-        ex.spawn(read_task(host.clone(), pump.clone(), id, peer, stream, timeouts)).detach();
+        let from = Peer { addr: peer, transport: Transport::Tcp(id) };
+        ex.spawn(write_task(host.clone(), id, Box::new(stream.clone()), woken, lent.copy)).detach();
+        ex.spawn(read_task(host.clone(), pump.clone(), from, Box::new(stream), timeouts, lent.rx)).detach();
     }
+}
+
+/// Binds a TLS listener (TCP) on `addr`.
+pub async fn bind_tls(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Starts the accepting task of each TLS listener. Each handshake must
+/// finish within `handshake` (a peer that stalls it loses the connection).
+#[cfg(feature = "tls")]
+pub fn spawn_tls(
+    ex: &Rc<LocalExecutor<'static>>,
+    host: Rc<RefCell<Host>>,
+    pump: Rc<Pump>,
+    listeners: Vec<TcpListener>,
+    server: crate::tls::Server,
+    timeouts: StreamTimeouts,
+    handshake: Duration,
+) {
+    let acceptor = futures_rustls::TlsAcceptor::from(server.config.clone());
+    let tls = TlsShell { ex: ex.clone(), host, pump, server: Rc::new(server), acceptor, timeouts, handshake };
+    for listener in listeners {
+        ex.spawn(tls_accept_task(tls.clone(), listener)).detach();
+    }
+}
+
+/// Without the `tls` feature there is no TLS server to start.
+#[cfg(not(feature = "tls"))]
+pub fn spawn_tls(
+    _: &Rc<LocalExecutor<'static>>,
+    _: Rc<RefCell<Host>>,
+    _: Rc<Pump>,
+    _: Vec<TcpListener>,
+    server: crate::tls::Server,
+    _: StreamTimeouts,
+    _: Duration,
+) {
+    match server {}
+}
+
+/// What every TLS connection's tasks share.
+#[cfg(feature = "tls")]
+#[derive(Clone)]
+struct TlsShell {
+    ex: Rc<LocalExecutor<'static>>,
+    host: Rc<RefCell<Host>>,
+    pump: Rc<Pump>,
+    server: Rc<crate::tls::Server>,
+    acceptor: futures_rustls::TlsAcceptor,
+    timeouts: StreamTimeouts,
+    handshake: Duration,
+}
+
+#[cfg(feature = "tls")]
+async fn tls_accept_task(tls: TlsShell, listener: TcpListener) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let Some((id, woken, lent)) = tls.host.borrow_mut().out.claim(peer, &stream, true) else { continue };
+        let _ = stream.set_nodelay(true);
+        let accept = tls.acceptor.accept(stream);
+        tls.ex.spawn(tls_connection(tls.clone(), accept, (id, peer), woken, lent)).detach();
+    }
+}
+
+/// One TLS connection in its slot: the handshake within its time limit
+/// (a refusal is logged with its cause, counted, and frees the slot), then
+/// the writer task and the reader, as for TCP.
+#[cfg(feature = "tls")]
+async fn tls_connection(
+    tls: TlsShell,
+    accept: futures_rustls::Accept<TcpStream>,
+    (id, peer): (ConnId, SocketAddr),
+    woken: Receiver<()>,
+    lent: Lent,
+) {
+    let limit = tls.handshake;
+    let handshake = smol::future::or(async { Some(accept.await) }, async {
+        Timer::after(limit).await;
+        None
+    })
+    .await;
+    let stream = match handshake {
+        Some(Ok(stream)) => stream,
+        failed => {
+            let (cause, reason) = match failed {
+                Some(Err(e)) => crate::tls::refusal(&e),
+                _ => (Refusal::Timeout, format!("handshake not finished within {} ms", limit.as_millis())),
+            };
+            log::info!("TLS {peer}: refused: {reason}");
+            let mut h = tls.host.borrow_mut();
+            h.out.tls_refused[cause.index()] += 1;
+            h.out.give_back_rx(id, lent.rx);
+            h.out.give_back_copy(id, lent.copy);
+            h.out.release(id);
+            return;
+        }
+    };
+    let (_, session) = stream.get_ref();
+    let version = session.protocol_version().map_or("TLS".to_string(), |v| format!("{v:?}"));
+    let name = tls.server.peer_of(session).unwrap_or("?");
+    log::info!("TLS {peer}: connected, {version}, trusted peer {name}");
+    tls.host.borrow_mut().out.tls_handshakes += 1;
+    let (reader, writer) = smol::io::split(stream);
+    let from = Peer { addr: peer, transport: Transport::Tls(id) };
+    tls.ex.spawn(write_task(tls.host.clone(), id, Box::new(writer), woken, lent.copy)).detach();
+    read_task(tls.host, tls.pump, from, Box::new(reader), tls.timeouts, lent.rx).await;
 }
 
 async fn read_task(
     host: Rc<RefCell<Host>>,
     pump: Rc<Pump>,
-    id: ConnId,
-    peer: SocketAddr,
-    mut stream: TcpStream,
+    from: Peer,
+    mut stream: Reader,
     timeouts: StreamTimeouts,
+    mut framer: Box<StreamBuffer<TCP_RECEIVE>>,
 ) {
-    let mut framer = Box::new(StreamBuffer::<TCP_RECEIVE>::new());
-    let from = Peer { addr: peer, transport: Transport::Tcp(id) };
+    let (peer, kind) = (from.addr, from.transport.token());
+    let Some(id) = from.transport.conn() else { return };
     // When the message in the buffer began to arrive, if one has.
     let mut message_started: Option<Instant> = None;
     let reason = loop {
@@ -323,7 +511,7 @@ async fn read_task(
         h.flush();
         pump.run(&mut *h);
         if let Err(e) = result {
-            log::info!("TCP {peer}: {e}; closing (the stream is out of step)");
+            log::info!("{kind} {peer}: {e}; closing (the stream is out of step)");
             break "framing error";
         }
         message_started = match (framer.pending().is_empty(), message_started) {
@@ -333,39 +521,36 @@ async fn read_task(
         };
     };
     if matches!(reason, "idle" | "closed by the peer") {
-        log::debug!("TCP {peer}: {reason}");
+        log::debug!("{kind} {peer}: {reason}");
     } else {
-        log::info!("TCP {peer}: closed: {reason}");
+        log::info!("{kind} {peer}: closed: {reason}");
     }
     let mut h = host.borrow_mut();
-    let index = (id.0 & 0xffff) as usize;
-    if let Some(conn) = h.out.conns[index].take_if(|c| u32::from(c.generation) == id.0 >> 16) {
-        let _ = conn.stream.shutdown(Shutdown::Both);
-        h.out.tcp_open -= 1;
-    }
+    h.out.release(id);
+    h.out.give_back_rx(id, framer);
     h.gw.tcp_closed(Instant::now(), id);
     h.flush();
     pump.run(&mut *h);
 }
 
-async fn write_task(host: Rc<RefCell<Host>>, id: ConnId, mut stream: TcpStream, wake: Receiver<()>) {
-    let mut buf = vec![0u8; TCP_TRANSMIT];
+async fn write_task(host: Rc<RefCell<Host>>, id: ConnId, mut stream: Writer, wake: Receiver<()>, mut buf: Box<[u8]>) {
     loop {
         let n = {
             let mut h = host.borrow_mut();
-            let Some(conn) = h.out.conn_mut(id) else { return };
+            let Some(conn) = h.out.conn_mut(id) else { break };
             let pending = conn.tx.pending();
             buf[..pending.len()].copy_from_slice(pending);
             pending.len()
         };
         if n == 0 {
             if wake.recv().await.is_err() {
-                return;
+                break;
             }
             continue;
         }
-        if stream.write_all(&buf[..n]).await.is_err() {
-            return; // the reader sees the broken connection
+        // TLS keeps what the socket did not take until flushed.
+        if stream.write_all(&buf[..n]).await.is_err() || stream.flush().await.is_err() {
+            break; // the reader sees the broken connection
         }
         let mut h = host.borrow_mut();
         h.out.bytes_sent += n as u64;
@@ -373,4 +558,5 @@ async fn write_task(host: Rc<RefCell<Host>>, id: ConnId, mut stream: TcpStream, 
             conn.tx.written(n);
         }
     }
+    host.borrow_mut().out.give_back_copy(id, buf);
 }

@@ -52,6 +52,9 @@ pub struct GatewayConfig {
     pub sip_host: std::string::String,
     /// The port in the gateway's Via and Contact.
     pub sip_port: u16,
+    /// The SIP over TLS port, in the Via and Contact of TLS dialogs
+    /// (`None`: no TLS listener; `sip_port` stands in).
+    pub tls_port: Option<u16>,
     /// Sources that may open sessions.
     pub trusted: Vec<Cidr>,
     /// Sessions the table holds.
@@ -72,11 +75,12 @@ pub struct GatewayConfig {
 
 impl GatewayConfig {
     /// The board's sizes ([`crate::board`]); `sip_host`, `sip_port` and
-    /// `trusted` to be filled in.
+    /// `trusted` to be filled in; no TLS port.
     pub fn new(sip_host: &str, sip_port: u16, trusted: Vec<Cidr>) -> GatewayConfig {
         GatewayConfig {
             sip_host: sip_host.to_string(),
             sip_port,
+            tls_port: None,
             trusted,
             sessions: board::SESSIONS,
             pending: board::PENDING,
@@ -314,8 +318,8 @@ pub struct Gateway {
     now: Instant,
     /// Where a node's document is copied before it is handled.
     inbox: Box<[u8]>,
-    /// The gateway's Contact URIs for UDP and TCP dialogs, made at boot.
-    contacts: [String<160>; 2],
+    /// The gateway's Contact URIs for UDP, TCP and TLS dialogs, made at boot.
+    contacts: [String<160>; 3],
     /// Stopping: new INVITEs are refused, sessions are being ended.
     shutting_down: bool,
     /// What has happened.
@@ -332,6 +336,16 @@ fn transaction_key(m: &Message<'_>, from: &Peer) -> Option<u64> {
     let mut out = OutBuf::new(&mut buf);
     let _ = write!(out, "{}", from.addr);
     Some(hash(&[branch.as_bytes(), method.as_bytes(), out.as_bytes()], false))
+}
+
+/// Where the gateway's Contact URI for dialogs over `transport` is in
+/// `Gateway::contacts`.
+fn contact_index(transport: Transport) -> usize {
+    match transport {
+        Transport::Udp => 0,
+        Transport::Tcp(_) => 1,
+        Transport::Tls(_) => 2,
+    }
 }
 
 fn copy_str<const N: usize>(text: &str) -> Option<String<N>> {
@@ -380,9 +394,10 @@ impl Gateway {
             next_tag: 0,
             now: never,
             inbox: vec![0; crate::cti::LINK_BUFFER].into_boxed_slice(),
-            contacts: ["udp", "tcp"].map(|t| {
+            contacts: ["udp", "tcp", "tls"].map(|t| {
+                let port = if t == "tls" { config.tls_port.unwrap_or(config.sip_port) } else { config.sip_port };
                 let mut uri = String::new();
-                let _ = write!(uri, "sip:{}:{};transport={t}", config.sip_host, config.sip_port);
+                let _ = write!(uri, "sip:{}:{port};transport={t}", config.sip_host);
                 uri
             }),
             shutting_down: false,
@@ -903,7 +918,7 @@ impl Gateway {
     fn answer_invite(&mut self, from: Peer, m: &Message<'_>, h: Handle, se: Option<u32>, with_status: bool) {
         let Some(s) = self.sessions.get(h) else { return };
         let (tag, namespace, up) = (s.local_tag.clone(), s.namespace, self.nodes.state(s.slot) == LinkState::Up);
-        let contact = self.contacts[usize::from(from.transport.is_reliable())].clone();
+        let contact = self.contacts[contact_index(from.transport)].clone();
         let require_timer = se.is_some() && m.supports("timer");
         let status = Response::SystemStatus(if up { SystemStatus::Normal } else { SystemStatus::Disabled });
         let extra = |w: &mut MessageWriter<'_>| {
@@ -1191,9 +1206,13 @@ impl Gateway {
         }
         let mut sent_by = [0u8; 80];
         let mut out = OutBuf::new(&mut sent_by);
-        let _ = write!(out, "{}:{}", self.config.sip_host, self.config.sip_port);
+        let port = match s.peer.transport {
+            Transport::Tls(_) => self.config.tls_port.unwrap_or(self.config.sip_port),
+            Transport::Udp | Transport::Tcp(_) => self.config.sip_port,
+        };
+        let _ = write!(out, "{}:{port}", self.config.sip_host);
         let sent_by = core::str::from_utf8(out.as_bytes()).unwrap_or("");
-        let contact = &self.contacts[usize::from(s.peer.transport.is_reliable())];
+        let contact = &self.contacts[contact_index(s.peer.transport)];
         let target = if s.remote_target.is_empty() { s.user.as_str() } else { s.remote_target.as_str() };
         let d = DialogRequest {
             method: if kind == ClientKind::Bye { Method::Bye } else { Method::Info },
@@ -1331,6 +1350,12 @@ impl Gateway {
             self.client.free(h);
             return;
         }
+        // Only the head of the session's event queue has been sent; a
+        // response naming one still queued (a guessed branch) would unlink
+        // it from the queue and strand the ones behind it.
+        if self.sessions.get(session).and_then(|s| s.events).map(|(head, _)| head) != Some(h) {
+            return;
+        }
         if code >= 300 {
             // 481: the dialog is gone at Lync's end; anything else: end it.
             let bye = code != 481 && code != 408;
@@ -1438,14 +1463,14 @@ impl Gateway {
         }
     }
 
-    /// A TCP connection closed: its sessions cannot be reached any more.
+    /// A TCP or TLS connection closed: its sessions cannot be reached any more.
     pub fn tcp_closed(&mut self, now: Instant, conn: super::ConnId) {
         self.now = now;
         let mut gone: heapless::Vec<Handle, 256> = heapless::Vec::new();
         loop {
             gone.clear();
             for (h, s) in self.sessions.iter() {
-                if s.peer.transport == Transport::Tcp(conn) && !s.ending && gone.push(h).is_err() {
+                if s.peer.transport.conn() == Some(conn) && !s.ending && gone.push(h).is_err() {
                     break;
                 }
             }
@@ -1454,7 +1479,7 @@ impl Gateway {
             }
             for h in gone.iter().copied() {
                 if let Some(s) = self.sessions.get(h) {
-                    log::info!("session of {} ended: its TCP connection closed", s.user);
+                    log::info!("session of {} ended: its {} connection closed", s.user, s.peer.transport.token());
                 }
                 self.end_session(h, false);
             }

@@ -16,7 +16,9 @@ use core::net::SocketAddr;
 
 pub use gateway::{Counters, Gateway, GatewayConfig, Transmit};
 
-/// A TCP connection of the SIP shell: its slot and generation, opaque here.
+/// A TCP or TLS connection of the SIP shell: its slot and generation,
+/// opaque here (TCP and TLS connections share the slots, so an id names
+/// one connection whichever it is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId(pub u32);
 
@@ -27,6 +29,9 @@ pub enum Transport {
     Udp,
     /// On one TCP connection.
     Tcp(ConnId),
+    /// On one TLS connection (TLS over TCP, the peer authenticated by its
+    /// certificate): reliable like TCP.
+    Tls(ConnId),
 }
 
 impl Transport {
@@ -35,12 +40,21 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp(_) => "TCP",
+            Transport::Tls(_) => "TLS",
         }
     }
 
     /// True for a reliable transport (no retransmissions needed).
     pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp(_))
+        matches!(self, Transport::Tcp(_) | Transport::Tls(_))
+    }
+
+    /// The stream connection a message travels on (none for UDP).
+    pub fn conn(self) -> Option<ConnId> {
+        match self {
+            Transport::Udp => None,
+            Transport::Tcp(id) | Transport::Tls(id) => Some(id),
+        }
     }
 }
 

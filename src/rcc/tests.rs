@@ -59,6 +59,10 @@ fn tcp() -> Peer {
     Peer { addr: POOL.parse().unwrap(), transport: Transport::Tcp(ConnId(7)) }
 }
 
+fn tls() -> Peer {
+    Peer { addr: POOL.parse().unwrap(), transport: Transport::Tls(ConnId(9)) }
+}
+
 impl World {
     fn new(node_count: usize, sessions: usize) -> World {
         let timing = Timing {
@@ -78,6 +82,7 @@ impl World {
         let mut config =
             GatewayConfig::new("gw.example.com", 5060, vec![Cidr { addr: "127.0.0.1".parse().unwrap(), prefix: 32 }]);
         config.sessions = sessions;
+        config.tls_port = Some(5061);
         let gw = Gateway::new(config, lines(), nodes);
         let mut world = World {
             gw,
@@ -169,7 +174,7 @@ impl World {
         let bytes = sip_text(text);
         match from.transport {
             Transport::Udp => self.gw.handle_datagram(self.now, from, &bytes),
-            Transport::Tcp(_) => {
+            Transport::Tcp(_) | Transport::Tls(_) => {
                 let Status::Complete((frame, _)) = sip::next_frame(&bytes, 8192).unwrap() else { panic!("partial") };
                 self.gw.handle_frame(self.now, from, frame);
             }
@@ -800,4 +805,123 @@ fn shutting_down_ends_every_session_with_bye_and_refuses_new_ones() {
     assert!(!w.gw.is_drained(), "bob's BYE is still in flight");
     bob.answer(&mut w, &to_bob);
     assert!(w.gw.is_drained());
+}
+
+#[test]
+fn over_tls_the_gateway_names_tls_and_its_port_and_a_closed_connection_ends_the_dialog() {
+    let mut w = World::new(1, 4);
+    let mut alice = Lync::new("alice@example.com", "t1", tls());
+    let out = alice.invite(&mut w, Some(ALICE_LINE));
+    let ok = only_response(&out);
+    assert_eq!(ok.status_code(), Some(200));
+    assert_eq!(ok.contact().unwrap().unwrap().uri, "sip:gw.example.com:5061;transport=tls");
+    assert!(alice.ack(&mut w).is_empty(), "no retransmission over a reliable transport");
+    let monitor = format!(
+        "<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:101</deviceObject></monitorObject></MonitorStart>"
+    );
+    assert!(matches!(csta_answer(&alice.info(&mut w, &monitor)), Csta::Response(Response::MonitorStarted { .. })));
+    let out = alice.info(&mut w, &format!("<MakeCall xmlns=\"{NS}\"><callingDevice>tel:101</callingDevice><calledDirectoryNumber>tel:+14255559876</calledDirectoryNumber></MakeCall>"));
+    let info = out.iter().find(|m| m.method() == Some(sip::Method::Info)).expect("an event INFO");
+    let via = info.via().unwrap();
+    assert_eq!((via.transport, via.host, via.port), ("TLS", "gw.example.com", Some(5061)));
+    assert_eq!(info.contact().unwrap().unwrap().uri, "sip:gw.example.com:5061;transport=tls");
+    assert!(w.sent.is_empty());
+
+    // Beside it, a TCP dialog keeps the SIP port; bob's line stays bob's over TLS too.
+    let mut carol = Lync::new("carol@example.com", "t2", tcp());
+    let out = carol.invite(&mut w, None);
+    assert_eq!(only_response(&out).contact().unwrap().unwrap().uri, "sip:gw.example.com:5060;transport=tcp");
+    carol.ack(&mut w);
+    let bobs = format!(
+        "<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:102</deviceObject></monitorObject></MonitorStart>"
+    );
+    assert_eq!(csta_answer(&alice.info(&mut w, &bobs)), Csta::Error(csta::ErrorCode::PRIVILEGE_VIOLATION));
+    let mut mallory = Lync::new("alice@example.com", "t3", tls());
+    assert_eq!(
+        only_response(&mallory.invite(&mut w, Some("tel:102"))).reason(),
+        Some("Forbidden: line not assigned to the user")
+    );
+
+    // The TLS connection closes: its dialog ends, the TCP one stays.
+    assert_eq!(w.gw.session_count(), 2);
+    w.gw.tcp_closed(w.now, ConnId(9));
+    w.pump();
+    assert_eq!(w.gw.session_count(), 1);
+    assert_eq!(w.gw.sessions().next().unwrap().user, "sip:carol@example.com");
+}
+
+#[test]
+fn every_request_kind_against_another_users_device_and_line_is_refused() {
+    let mut w = World::new(1, 4);
+    let mut alice = Lync::new("alice@example.com", "a1", tcp());
+    alice.sign_in(&mut w);
+    let conn = |tag: &str, d: &str| format!("<{tag}><callID>C-1</callID><deviceID>{d}</deviceID></{tag}>");
+    // Every request that names a device, with `D` for it.
+    type Body = Box<dyn Fn(&str) -> String>;
+    let kinds: Vec<(&str, Body)> = vec![
+        ("MonitorStart", Box::new(|d| format!("<monitorObject><deviceObject>{d}</deviceObject></monitorObject>"))),
+        ("SnapshotDevice", Box::new(|d| format!("<snapshotObject>{d}</snapshotObject>"))),
+        (
+            "MakeCall",
+            Box::new(|d| {
+                format!("<callingDevice>{d}</callingDevice><calledDirectoryNumber>tel:101</calledDirectoryNumber>")
+            }),
+        ),
+        ("AnswerCall", Box::new(move |d| conn("callToBeAnswered", d))),
+        ("ClearConnection", Box::new(move |d| conn("connectionToBeCleared", d))),
+        ("HoldCall", Box::new(move |d| conn("callToBeHeld", d))),
+        ("RetrieveCall", Box::new(move |d| conn("callToBeRetrieved", d))),
+        (
+            "ConsultationCall",
+            Box::new(move |d| format!("{}<consultedDevice>tel:101</consultedDevice>", conn("existingCall", d))),
+        ),
+        ("TransferCall", Box::new(move |d| format!("{}{}", conn("heldCall", d), conn("activeCall", "tel:101")))),
+        ("ConferenceCall", Box::new(move |d| format!("{}{}", conn("heldCall", "tel:101"), conn("activeCall", d)))),
+        ("AlternateCall", Box::new(move |d| format!("{}{}", conn("heldCall", d), conn("activeCall", d)))),
+        (
+            "SingleStepTransferCall",
+            Box::new(move |d| format!("{}<transferredTo>tel:101</transferredTo>", conn("activeCall", d))),
+        ),
+        (
+            "DeflectCall",
+            Box::new(move |d| format!("{}<newDestination>tel:101</newDestination>", conn("callToBeDiverted", d))),
+        ),
+        (
+            "GenerateDigits",
+            Box::new(move |d| format!("{}<charactersToSend>12</charactersToSend>", conn("connectionToSendDigits", d))),
+        ),
+        (
+            "SetForwarding",
+            Box::new(|d| {
+                format!(
+                    "<device>{d}</device><forwardingType>forwardImmediate</forwardingType><activateForward>true</activateForward><forwardDN>tel:101</forwardDN>"
+                )
+            }),
+        ),
+        ("GetForwarding", Box::new(|d| format!("<device>{d}</device>"))),
+        ("SetDoNotDisturb", Box::new(|d| format!("<device>{d}</device><doNotDisturbOn>true</doNotDisturbOn>"))),
+        ("GetDoNotDisturb", Box::new(|d| format!("<device>{d}</device>"))),
+    ];
+    // Bob's device, bob's line in its forms, and a line nobody has.
+    let targets = [
+        "SEPB1B2C3D4E5F6",
+        "tel:+14255550102;ext=102",
+        "tel:102",
+        "sip:+14255550102@example.com;user=phone",
+        "tel:999",
+    ];
+    let mut tried = 0;
+    for (name, body) in &kinds {
+        for target in targets {
+            let xml = format!("<{name} xmlns=\"{NS}\">{}</{name}>", body(target));
+            let answer = csta_answer(&alice.info(&mut w, &xml));
+            assert_eq!(answer, Csta::Error(csta::ErrorCode::PRIVILEGE_VIOLATION), "{xml}");
+            tried += 1;
+        }
+        // The same request on alice's own device is not refused for privilege.
+        let own = format!("<{name} xmlns=\"{NS}\">{}</{name}>", body("tel:101"));
+        assert_ne!(csta_answer(&alice.info(&mut w, &own)), Csta::Error(csta::ErrorCode::PRIVILEGE_VIOLATION), "{own}");
+    }
+    assert_eq!(tried, 18 * 5);
+    assert_eq!(w.gw.counters.privilege_violations, tried as u64);
 }

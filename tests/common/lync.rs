@@ -1,6 +1,6 @@
 //! A minimal Lync user for the tests that need to hold a session open and
 //! see what the gateway sends into it (a BYE at shutdown, say): one dialog
-//! over TCP or UDP, written by hand, read with a deadline.
+//! over TCP, UDP or TLS, written by hand, read with a deadline.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -8,9 +8,13 @@ use std::time::{Duration, Instant};
 
 const NS: &str = "http://www.ecma-international.org/standards/ecma-323/csta/ed3";
 
+/// A rustls client connection over TCP (`tests/tls_e2e.rs` makes them).
+pub type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
 enum Link {
     Tcp(TcpStream, Vec<u8>),
     Udp(UdpSocket),
+    Tls(Box<TlsStream>, Vec<u8>),
 }
 
 /// One user's dialog with the gateway.
@@ -35,9 +39,20 @@ impl Lync {
                 Link::Udp(socket)
             }
         };
+        Lync::on(link, gateway, user)
+    }
+
+    /// A dialog over a TLS connection to `gateway` (its handshake is
+    /// finished, or finishes with the first message).
+    pub fn over_tls(gateway: SocketAddr, stream: TlsStream, user: &str) -> Lync {
+        Lync::on(Link::Tls(Box::new(stream), Vec::new()), gateway, user)
+    }
+
+    fn on(link: Link, gateway: SocketAddr, user: &str) -> Lync {
         let local = match &link {
             Link::Tcp(s, _) => s.local_addr().unwrap(),
             Link::Udp(s) => s.local_addr().unwrap(),
+            Link::Tls(s, _) => s.sock.local_addr().unwrap(),
         };
         let call_id = format!("{}-{}-{}", user.split('@').next().unwrap_or("u"), local.port(), std::process::id());
         Lync { link, gateway, local, user: user.into(), call_id, gw_tag: String::new(), cseq: 0 }
@@ -47,12 +62,14 @@ impl Lync {
         match self.link {
             Link::Tcp(..) => "TCP",
             Link::Udp(_) => "UDP",
+            Link::Tls(..) => "TLS",
         }
     }
 
     fn send(&mut self, text: &str) {
         match &mut self.link {
             Link::Tcp(s, _) => s.write_all(text.as_bytes()).unwrap(),
+            Link::Tls(s, _) => s.write_all(text.as_bytes()).unwrap(),
             Link::Udp(s) => {
                 s.send(text.as_bytes()).unwrap();
             }
@@ -63,7 +80,7 @@ impl Lync {
     pub fn receive(&mut self, limit: Duration) -> Option<String> {
         let deadline = Instant::now() + limit;
         loop {
-            if let Link::Tcp(_, pending) = &mut self.link {
+            if let Link::Tcp(_, pending) | Link::Tls(_, pending) = &mut self.link {
                 if let Some(message) = take_message(pending) {
                     return Some(message);
                 }
@@ -73,6 +90,14 @@ impl Lync {
             match &mut self.link {
                 Link::Tcp(s, pending) => {
                     s.set_read_timeout(Some(left)).unwrap();
+                    match s.read(&mut buf) {
+                        Ok(0) => return None,
+                        Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        Err(_) => return None,
+                    }
+                }
+                Link::Tls(s, pending) => {
+                    s.sock.set_read_timeout(Some(left)).unwrap();
                     match s.read(&mut buf) {
                         Ok(0) => return None,
                         Ok(n) => pending.extend_from_slice(&buf[..n]),
@@ -124,6 +149,19 @@ impl Lync {
 
     /// INVITE (with the line, if any) and ACK; returns the INVITE's status.
     pub fn sign_in(&mut self, line: Option<&str>) -> u16 {
+        status_of(&self.sign_in_response(line))
+    }
+
+    /// BYE; returns its status.
+    pub fn bye(&mut self) -> u16 {
+        let bye = self.request("BYE", &format!(";tag={}", self.gw_tag), "", "");
+        self.send(&bye);
+        status_of(&self.response())
+    }
+
+    /// INVITE (with the line, if any) and ACK; returns the INVITE's final
+    /// response.
+    pub fn sign_in_response(&mut self, line: Option<&str>) -> String {
         let private = line.map_or(String::new(), |l| {
             format!("<extensions><privateData><private><lcs:line xmlns:lcs=\"http://schemas.microsoft.com/Lcs/2005/04/RCCExtension\">{l}</lcs:line></private></privateData></extensions>")
         });
@@ -137,14 +175,19 @@ impl Lync {
         }
         let ack = self.request("ACK", &format!(";tag={}", self.gw_tag), "", "");
         self.send(&ack);
-        status
+        response
     }
 
     /// An INFO carrying `xml` in the dialog; returns its status.
     pub fn info(&mut self, xml: &str) -> u16 {
+        status_of(&self.info_response(xml))
+    }
+
+    /// An INFO carrying `xml` in the dialog; returns the whole response.
+    pub fn info_response(&mut self, xml: &str) -> String {
         let info = self.request("INFO", &format!(";tag={}", self.gw_tag), "", xml);
         self.send(&info);
-        status_of(&self.response())
+        self.response()
     }
 
     /// GetCSTAFeatures, which the gateway answers itself: 200 while the
