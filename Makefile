@@ -7,19 +7,21 @@ ARM_BOARDS   := aarch64 armv7
 VERSION      := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 DIST         := dist/ctigw-$(VERSION)-$(BOARD)
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := sip_message sip_stream csta_document
+FUZZ_TARGETS := sip_message sip_stream csta_document gateway
 TESTDATA     ?= $(abspath $(or $(CTIGW_TESTDATA),../shared/testdata))
 
-.PHONY: help build cross cross-deps package figures run demo deps test test-arm test-board lint bench fuzz fuzz-build clean
+.PHONY: help build cross cross-deps package figures soak run demo deps test test-arm test-board lint bench fuzz fuzz-build clean
 
 # The board's cross linker, emulator and packages (board/<name>/board.mk),
 # and the environment that makes cargo use them: the linker, qemu-user as
 # the runner of test binaries, and CTIGW_TEST_RUNNER for the binaries the
 # integration tests start. CTIGW_BOARD picks the capacities (build.rs).
+# The same cross gcc compiles ring's C and assembly (TLS) through the cc
+# crate (CC_<target>).
 include board/$(BOARD)/board.mk
 TARGET_VAR := $(shell echo $(TARGET) | tr 'a-z-' 'A-Z_')
 BOARD_ENV  := CTIGW_BOARD=$(BOARD) CARGO_PROFILE_RELEASE_OPT_LEVEL=$(OPT_LEVEL) \
-  $(if $(LINKER),CARGO_TARGET_$(TARGET_VAR)_LINKER=$(LINKER)) \
+  $(if $(LINKER),CARGO_TARGET_$(TARGET_VAR)_LINKER=$(LINKER) CC_$(subst -,_,$(TARGET))=$(LINKER)) \
   $(if $(QEMU),CARGO_TARGET_$(TARGET_VAR)_RUNNER=$(QEMU) CTIGW_TEST_RUNNER=$(QEMU) QEMU_LD_PREFIX=$(SYSROOT))
 
 help:
@@ -34,6 +36,7 @@ help:
 	@echo "make test-arm     the unit and integration tests for $(ARM_BOARDS), under qemu-user"
 	@echo "make bench        criterion benchmarks, ctigw beside the rsip crate"
 	@echo "make fuzz         each fuzz target for FUZZ_SECONDS=$(FUZZ_SECONDS) seconds"
+	@echo "make soak         SOAK_SECONDS=$(SOAK_SECONDS) of steady load: memory flat, counters consistent (not in CI)"
 
 build: cross-deps
 	$(BOARD_ENV) $(CARGO) build --release --locked --target $(TARGET) --bins
@@ -139,6 +142,12 @@ test-arm:
 test-board: cross-deps
 	$(BOARD_ENV) $(CARGO) test --locked --target $(TARGET) --lib --bins --tests
 
+# Ten minutes (SOAK_SECONDS) of steady traffic through the gateway and two
+# simulated nodes: memory flat, counters consistent. Not run by CI.
+SOAK_SECONDS ?= 600
+soak:
+	SOAK_SECONDS=$(SOAK_SECONDS) $(CARGO) test --release --locked --test soak -- --ignored --nocapture
+
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
@@ -156,7 +165,7 @@ fuzz-build:
 # Each target starts from the RFC 4475 messages and the shared samples.
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
-	  case $$t in csta_*) seeds="$(TESTDATA)/csta" ;; *) seeds="../tests/rfc4475 $(TESTDATA)/sip" ;; esac; \
+	  case $$t in csta_*) seeds="$(TESTDATA)/csta" ;; gateway) seeds="seeds/gateway" ;; *) seeds="../tests/rfc4475 $(TESTDATA)/sip" ;; esac; \
 	  mkdir -p fuzz/corpus/$$t; \
 	  echo "== $$t for $(FUZZ_SECONDS)s"; \
 	  (cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t corpus/$$t $$seeds -- \

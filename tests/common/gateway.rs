@@ -136,6 +136,23 @@ impl Gateway {
         None
     }
 
+    /// The process's resident memory now, in KiB (under qemu-user, the
+    /// emulator's included).
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
     /// The log so far, one string.
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")

@@ -1,0 +1,113 @@
+//! Faults under load, with the real binaries on loopback: `ctigw-load`
+//! drives calls for forty users over two simulated nodes while one node is
+//! killed with SIGKILL and started again. The users on the other node see
+//! no error, the dead node's users are refused at once, no request goes
+//! unanswered, no event of the live node is lost, and the node, once back,
+//! takes sessions again.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::gateway::{Gateway, config_text, free_port, scratch_dir};
+use common::sim::Sim;
+
+const USERS: usize = 40;
+
+fn admin_get(admin: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(admin).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
+/// Which node slot each load user's session is on, from /sessions.
+fn slots_of_users(admin: SocketAddr) -> std::collections::HashMap<usize, u64> {
+    let sessions: serde_json::Value = serde_json::from_str(&admin_get(admin, "/sessions")).unwrap();
+    let list = sessions.as_array().or_else(|| sessions["sessions"].as_array()).expect("a list of sessions").clone();
+    list.iter()
+        .filter_map(|s| {
+            let user = s["user"].as_str()?;
+            let index = user.strip_prefix("sip:load")?.strip_suffix("@example.com")?.parse().ok()?;
+            Some((index, s["slot"].as_u64()?))
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_killed_under_load_costs_only_its_own_users_and_comes_back() {
+    let dir = scratch_dir("load-faults-lines");
+    let load = env!("CARGO_BIN_EXE_ctigw-load");
+    let out = common::binary(load).args(["--write-lines", &USERS.to_string()]).arg(&dir).output().unwrap();
+    assert!(out.status.success());
+    let sim_lines = dir.join("sim-lines.conf").display().to_string();
+    let sim_args = ["--lines", &sim_lines, "--outside", "answer=0"];
+    let mut sims = [Sim::start(&sim_args), Sim::start(&sim_args)];
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let default_lines = concat!(env!("CARGO_MANIFEST_DIR"), "/config/lines.conf");
+    let config = config_text(free_port(), &[sims[0].listen, sims[1].listen], &format!("[admin]\nlisten = {admin}"))
+        .replace(default_lines, &dir.join("lines.conf").display().to_string());
+    let gw = Gateway::start("load-faults", &config);
+    gw.wait_log("node 1: up", Duration::from_secs(10));
+    gw.wait_log("node 2: up", Duration::from_secs(10));
+
+    // Forty users, 200 call requests a second for 8 s, over UDP.
+    let runner = common::binary(load)
+        .args(["--gateway", &gw.sip.to_string(), "--users", &USERS.to_string(), "--rate", "200", "--duration", "8"])
+        .arg("--json")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once everyone is in, note who is on which node; then kill node 1.
+    let start = Instant::now();
+    let slots = loop {
+        let slots = slots_of_users(admin);
+        if slots.len() == USERS {
+            break slots;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "only {} sessions", slots.len());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let on_node_1: Vec<usize> = slots.iter().filter(|(_, slot)| **slot == 0).map(|(u, _)| *u).collect();
+    assert!(!on_node_1.is_empty() && on_node_1.len() < USERS, "round robin spread them: {slots:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    let listen = sims[0].listen.to_string();
+    sims[0].kill();
+    gw.wait_log("node 1: down", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(2));
+    sims[0] = Sim::start_on(&listen, &sim_args);
+    let out = runner.wait_with_output().unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    eprintln!("{report}");
+
+    // Nothing unanswered; requests were served throughout.
+    assert_eq!(report["lost"], 0, "{report}");
+    assert!(report["call_requests_ok"].as_u64().unwrap() > 500, "{report}");
+    // Only users of the killed node were refused, and at once.
+    let refused: Vec<usize> =
+        report["refused_users"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    assert!(!refused.is_empty(), "the dead node's users were refused: {report}");
+    for user in &refused {
+        assert!(on_node_1.contains(user), "load{user} was on the live node but got an error: {report}");
+    }
+    assert!(report["refusal_p99_us"].as_u64().unwrap() < 50_000, "refusals at once: {report}");
+    // The live node's events all arrived: every call cleared on it got its
+    // ConnectionClearedEvent (calls of the killed node may not).
+    assert!(report["events"].as_u64().unwrap() > 1000, "{report}");
+    let missing = report["cleared_events_missing"].as_u64().unwrap();
+    assert!(missing <= on_node_1.len() as u64, "{missing} ConnectionClearedEvents missing: {report}");
+    // The node came back: its old sessions were ended with BYE (Lync signs
+    // in again), and it takes sessions once more.
+    gw.wait_log("node 1: up", Duration::from_secs(5));
+    let after = slots_of_users(admin);
+    eprintln!("sessions per node after the run: {after:?}");
+    let log = gw.log_text();
+    let reopened_on_1 =
+        log.lines().filter(|l| l.contains("session opened: sip:load") && l.contains(", node 1,")).count();
+    assert!(reopened_on_1 > on_node_1.len(), "node 1 took sessions again after its restart:\n{log}");
+}
