@@ -49,6 +49,11 @@ fn main() {
             .ok()
             .filter(|&v| v > 0)
             .unwrap_or_else(|| fail(&format!("{at}: {key} must be a positive whole number")));
+        // One slot of the outgoing queue is kept for answers, so the
+        // gateway's own BYEs need a second.
+        if key == "out_queue" && value < 2 {
+            fail(&format!("{at}: out_queue must be at least 2"));
+        }
         if values.insert(key, value).is_some() {
             fail(&format!("{at}: {key} set twice"));
         }

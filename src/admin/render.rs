@@ -113,7 +113,7 @@ type GatewayCounter = fn(&crate::rcc::Counters) -> u64;
 type NodeCounter = fn(&cti::Counters) -> u64;
 
 /// The gateway's plain counters: name, help, value.
-const GATEWAY_COUNTERS: [(&str, &str, GatewayCounter); 10] = [
+const GATEWAY_COUNTERS: [(&str, &str, GatewayCounter); 11] = [
     ("ctigw_sessions_opened_total", "Sessions opened.", |c| c.sessions_opened),
     ("ctigw_sessions_closed_total", "Sessions ended, by either side or replaced.", |c| c.sessions_closed),
     ("ctigw_sessions_replaced_total", "Sessions replaced by a newer INVITE of the same user and line.", |c| {
@@ -121,6 +121,9 @@ const GATEWAY_COUNTERS: [(&str, &str, GatewayCounter); 10] = [
     }),
     ("ctigw_sip_malformed_total", "SIP messages that did not parse.", |c| c.malformed),
     ("ctigw_sip_untrusted_ignored_total", "SIP requests from untrusted sources, ignored.", |c| c.untrusted_ignored),
+    ("ctigw_sip_responses_ignored_total", "SIP responses answering none of the gateway's requests, ignored.", |c| {
+        c.responses_ignored
+    }),
     ("ctigw_sip_queue_drops_total", "SIP messages dropped because the outgoing queue was full.", |c| c.transmit_drops),
     ("ctigw_requests_relayed_total", "CSTA requests relayed to a CTI node.", |c| c.relayed),
     ("ctigw_events_relayed_total", "CSTA events relayed to Lync in event INFOs.", |c| c.events_relayed),

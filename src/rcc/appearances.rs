@@ -24,8 +24,9 @@ pub struct Appearances {
 }
 
 /// The part of a user URI that identifies the user: without URI
-/// parameters or headers, and without angle brackets.
-fn user_key(uri: &str) -> &str {
+/// parameters or headers, and without angle brackets. Sessions are keyed
+/// by it too, so `sip:bob@example.com;user=phone` is bob.
+pub fn user_key(uri: &str) -> &str {
     let uri = uri.trim().trim_start_matches('<').trim_end_matches('>');
     let end = uri.find([';', '?', '>']).unwrap_or(uri.len());
     &uri[..end]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use heapless::String;
 
-use super::appearances::Appearances;
+use super::appearances::{Appearances, user_key};
 use super::index::{Index, hash};
 use super::pool::{Handle, Pool};
 use super::session::{self, MAX_CALL_ID, MAX_MONITORS, MAX_ROUTE, MAX_ROUTES, MAX_TAG, MAX_URI, Sessions};
@@ -135,6 +135,9 @@ pub struct Counters {
     pub transmit_drops: u64,
     /// Requests from sources not trusted, ignored.
     pub untrusted_ignored: u64,
+    /// Responses that answer none of the gateway's requests (wrong source,
+    /// dialog or CSeq), ignored.
+    pub responses_ignored: u64,
 }
 
 fn method_index(method: Method<'_>) -> usize {
@@ -606,7 +609,7 @@ impl Gateway {
 
     fn handle_message(&mut self, from: Peer, m: &Message<'_>) {
         if m.method().is_none() {
-            return self.handle_response(m);
+            return self.handle_response(from, m);
         }
         let method = m.method().expect("a request");
         self.counters.requests[method_index(method)] += 1;
@@ -821,7 +824,7 @@ impl Gateway {
             return self.respond(from, m, 488, reason, None, |_| Ok(()));
         };
         let from_header = m.from().expect("checked by check_request");
-        let user = from_header.uri;
+        let user = user_key(from_header.uri);
         if from_header.tag().is_none() {
             return self.respond(from, m, 400, "Bad Request: no tag in From", None, |_| Ok(()));
         }
@@ -1329,7 +1332,7 @@ impl Gateway {
     }
 
     /// A response to one of the gateway's own requests.
-    fn handle_response(&mut self, m: &Message<'_>) {
+    fn handle_response(&mut self, from: Peer, m: &Message<'_>) {
         let Some(code) = m.status_code() else { return };
         let Some(h) = m
             .via()
@@ -1342,6 +1345,23 @@ impl Gateway {
             return;
         };
         let Some(c) = self.client.get(h) else { return };
+        // A response counts only from where its request went (the same
+        // connection; over UDP the same host) and only if it names that
+        // request's dialog and CSeq: a guessed branch changes nothing.
+        let sent = &c.message;
+        let same_peer = match sent.to.transport {
+            Transport::Udp => from.transport == Transport::Udp && sent.to.addr.ip() == from.addr.ip(),
+            _ => sent.to == from,
+        };
+        let same_request = Message::parse(sent.as_bytes()).is_ok_and(|request| {
+            request.call_id().ok() == m.call_id().ok()
+                && request.cseq().ok().map(|c| c.number) == m.cseq().ok().map(|c| c.number)
+        });
+        if !same_peer || !same_request {
+            self.counters.responses_ignored += 1;
+            log::debug!("{from}: a response to none of the gateway's requests, ignored");
+            return;
+        }
         if code < 200 {
             return;
         }
@@ -1609,7 +1629,7 @@ impl SessionFields {
         Some(SessionFields {
             call_id: copy_str(m.call_id().ok()?)?,
             remote_tag: copy_str(from.tag()?)?,
-            user: copy_str(from.uri)?,
+            user: copy_str(user_key(from.uri))?,
             local_uri: copy_str(m.to().ok()?.uri)?,
             remote_target: copy_str(m.contact().ok()??.uri)?,
             routes,
