@@ -165,7 +165,7 @@ fuzz-build:
 # Each target starts from the RFC 4475 messages and the shared samples.
 fuzz: fuzz-build
 	@for t in $(FUZZ_TARGETS); do \
-	  case $$t in csta_*) seeds="$(TESTDATA)/csta" ;; gateway) seeds="seeds/gateway" ;; *) seeds="../tests/rfc4475 $(TESTDATA)/sip" ;; esac; \
+	  case $$t in csta_*) seeds="$(TESTDATA)/csta" ;; gateway) seeds="seeds/gateway regressions/gateway" ;; *) seeds="../tests/rfc4475 $(TESTDATA)/sip" ;; esac; \
 	  mkdir -p fuzz/corpus/$$t; \
 	  echo "== $$t for $(FUZZ_SECONDS)s"; \
 	  (cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t corpus/$$t $$seeds -- \
