@@ -247,6 +247,8 @@ struct Load {
     awaiting_cleared: HashMap<String, Instant>,
     branch: u64,
     retransmissions: u64,
+    /// ACKs sent again for a retransmitted 200.
+    acks_repeated: u64,
     /// Sessions the gateway ended with BYE.
     ended_by_gateway: u64,
     /// Each user's first Call-ID; later dialogs add `~generation`.
@@ -257,6 +259,12 @@ struct Load {
 
 impl Load {
     fn request(&mut self, u: usize, method: &str, body: &str) -> std::io::Result<()> {
+        self.request_with(u, method, body, None)
+    }
+
+    /// A request of user `u`; an ACK takes the CSeq of the INVITE it
+    /// acknowledges (`ack_of`), the current one if `None`.
+    fn request_with(&mut self, u: usize, method: &str, body: &str, ack_of: Option<u32>) -> std::io::Result<()> {
         self.branch += 1;
         let (user, _, _) = load_user(self.users[u].index);
         let link = &self.link;
@@ -277,7 +285,7 @@ impl Load {
             b = self.branch,
             i = usr.index,
             c = usr.call_id,
-            cs = usr.cseq,
+            cs = ack_of.unwrap_or(usr.cseq),
             len = body.len(),
         );
         if method != "ACK" {
@@ -392,6 +400,15 @@ impl Load {
         }
         let Some(status) = m.status_code() else { return Ok(()) };
         let Ok(cseq) = m.cseq() else { return Ok(()) };
+        // A 2xx to an INVITE already answered: our ACK was lost, and the
+        // gateway retransmits its 200 until one arrives (RFC 3261 13.2.2.4).
+        if (200..300).contains(&status)
+            && cseq.method == "INVITE"
+            && self.users[u].in_flight.is_none_or(|(want, _)| want != cseq.number)
+        {
+            self.acks_repeated += 1;
+            return self.request_with(u, "ACK", "", Some(cseq.number));
+        }
         let Some((want, sent)) = self.users[u].in_flight else { return Ok(()) };
         if cseq.number != want || status < 200 {
             return Ok(());
@@ -526,6 +543,7 @@ fn run(o: Options) -> Result<bool, String> {
         awaiting_cleared: HashMap::new(),
         branch: 0,
         retransmissions: 0,
+        acks_repeated: 0,
         ended_by_gateway: 0,
         base_call_ids: Vec::new(),
         refusal_latencies_us: Vec::new(),
@@ -636,7 +654,7 @@ fn run(o: Options) -> Result<bool, String> {
     let json = format!(
         "{{\"users\":{},\"signed_in\":{signed_in},\"storm_ms\":{storm_ms:.1},\"call_requests_ok\":{},\"call_seconds\":{calls_time:.3},\
          \"rate_per_s\":{rate:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"refused\":{refused},\"lost\":{lost},\
-         \"events\":{},\"cleared_events_missing\":{},\"retransmissions\":{},\"ended_by_gateway\":{},\
+         \"events\":{},\"cleared_events_missing\":{},\"retransmissions\":{},\"acks_repeated\":{},\"ended_by_gateway\":{},\
          \"refusal_p99_us\":{},\"refused_users\":[{}],\"kinds\":{{{}}}}}",
         load.users.len(),
         all.len(),
@@ -647,6 +665,7 @@ fn run(o: Options) -> Result<bool, String> {
         load.events,
         load.awaiting_cleared.len(),
         load.retransmissions,
+        load.acks_repeated,
         load.ended_by_gateway,
         percentile(&load.refusal_latencies_us, 0.99),
         load.users.iter().filter(|u| u.refused > 0).map(|u| u.index.to_string()).collect::<Vec<_>>().join(","),
