@@ -264,6 +264,14 @@ pub fn metrics(view: &View<'_>, out: &mut impl fmt::Write) -> fmt::Result {
     m.sample("ctigw_build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1)?;
     m.single("ctigw_sessions_open", Gauge, "Sessions open now.", gw.session_count() as u64)?;
     m.single("ctigw_sessions_capacity", Gauge, "Sessions the table holds.", gw.session_capacity() as u64)?;
+    m.family("ctigw_table_in_use", Gauge, "Entries of each fixed table in use now.")?;
+    for (table, in_use, _) in gw.tables_in_use() {
+        m.sample("ctigw_table_in_use", &[("table", table)], in_use as u64)?;
+    }
+    m.family("ctigw_table_capacity", Gauge, "Entries each fixed table holds.")?;
+    for (table, _, capacity) in gw.tables_in_use() {
+        m.sample("ctigw_table_capacity", &[("table", table)], capacity as u64)?;
+    }
     for (name, help, value) in GATEWAY_COUNTERS {
         m.single(name, Counter, help, value(counters))?;
     }

@@ -437,6 +437,18 @@ impl Gateway {
         self.sessions.iter().map(|(_, session)| session)
     }
 
+    /// How many entries of each fixed table are in use now: requests
+    /// waiting for a node, the gateway's own transactions, kept responses,
+    /// messages waiting to go out.
+    pub fn tables_in_use(&self) -> [(&'static str, usize, usize); 4] {
+        [
+            ("pending", self.pending.len(), self.pending.capacity()),
+            ("client_transactions", self.client.len(), self.client.capacity()),
+            ("completed", self.completed.len(), self.completed.capacity()),
+            ("out_queue", self.out.count, self.out.slots.len()),
+        ]
+    }
+
     /// The line appearances in force.
     pub fn appearances(&self) -> &Appearances {
         &self.appearances
@@ -1196,7 +1208,14 @@ impl Gateway {
         let s = self.sessions.get(h).expect("just used");
         let Some((ch, c)) = self.client.alloc() else {
             self.counters.transmit_drops += 1;
-            log::warn!("{}: event dropped: too many INFOs waiting for answers", s.user);
+            // Overload: said once, then at every power of two, not per event.
+            if self.counters.transmit_drops.is_power_of_two() {
+                log::warn!(
+                    "{}: event dropped: too many INFOs waiting for answers ({} messages dropped so far)",
+                    s.user,
+                    self.counters.transmit_drops
+                );
+            }
             return;
         };
         let mut branch = [0u8; 40];
