@@ -5,6 +5,6 @@ LINKER   :=
 QEMU     := 
 SYSROOT  := 
 PACKAGES := 
-# Release opt-level for this board, the smallest as measured (stripped ctigw,
-# board/opt-sizes.sh): s, as the ARM boards.
+# Release opt-level for this board: "s", Cargo.toml's; the host has room,
+# so its size was not traded for speed as the ARM boards' is (board/opt-sizes.sh).
 OPT_LEVEL := s
