@@ -95,7 +95,10 @@ fn a_node_killed_under_load_costs_only_its_own_users_and_comes_back() {
     for user in &refused {
         assert!(on_node_1.contains(user), "load{user} was on the live node but got an error: {report}");
     }
-    assert!(report["refusal_p99_us"].as_u64().unwrap() < 50_000, "refusals at once: {report}");
+    // At once: not after the 2 s request timeout the node would have had
+    // (the bound leaves room for qemu and a loaded machine; natively the
+    // p99 is under 1 ms).
+    assert!(report["refusal_p99_us"].as_u64().unwrap() < 500_000, "refusals at once: {report}");
     // The live node's events all arrived: every call cleared on it got its
     // ConnectionClearedEvent (calls of the killed node may not).
     assert!(report["events"].as_u64().unwrap() > 1000, "{report}");
