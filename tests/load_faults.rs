@@ -7,27 +7,18 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::admin;
 use common::gateway::{Gateway, config_text, free_port, scratch_dir};
 use common::sim::Sim;
 
 const USERS: usize = 40;
 
-fn admin_get(admin: SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(admin).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    text.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
-}
-
 /// Which node slot each load user's session is on, from /sessions.
 fn slots_of_users(admin: SocketAddr) -> std::collections::HashMap<usize, u64> {
-    let sessions: serde_json::Value = serde_json::from_str(&admin_get(admin, "/sessions")).unwrap();
+    let sessions: serde_json::Value = serde_json::from_str(&admin::get(admin, "/sessions")).unwrap();
     let list = sessions.as_array().or_else(|| sessions["sessions"].as_array()).expect("a list of sessions").clone();
     list.iter()
         .filter_map(|s| {

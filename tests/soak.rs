@@ -6,27 +6,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::admin::metrics;
 use common::gateway::{Gateway, config_text, free_port, scratch_dir};
 use common::sim::Sim;
-
-fn metrics(admin: SocketAddr) -> HashMap<String, f64> {
-    let mut stream = TcpStream::connect(admin).unwrap();
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    body.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            Some((name.to_string(), value.parse().ok()?))
-        })
-        .collect()
-}
 
 fn sum(m: &HashMap<String, f64>, prefix: &str) -> f64 {
     m.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum()

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod admin;
 pub mod gateway;
 pub mod lync;
 pub mod sim;
