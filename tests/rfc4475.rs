@@ -4,6 +4,8 @@
 //! the error that names what is wrong. Where the RFC lets a tolerant parser
 //! accept an invalid message, the test says so and why ctigw does.
 
+mod common;
+
 use std::path::PathBuf;
 
 use ctigw::sip::{Error, Frame, Message, Method, StreamBuffer};
@@ -13,17 +15,7 @@ fn load(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// What the gateway's receive path decides for one datagram: parse, then
-/// the checks every request or response must pass.
-fn verdict(bytes: &[u8]) -> Result<Message<'_>, Error> {
-    let message = Message::parse(bytes)?;
-    if message.method().is_some() {
-        message.check_request()?;
-    } else {
-        message.check_response()?;
-    }
-    Ok(message)
-}
+use common::sip_verdict as verdict;
 
 fn accepted(name: &str) -> Vec<u8> {
     let bytes = load(name);

@@ -55,3 +55,17 @@ pub fn testdata_files(folder: &str, extension: &str) -> Vec<String> {
     names.sort();
     names
 }
+
+/// What the gateway's receive path decides for one SIP datagram: parse,
+/// then the checks every request or response must pass. The RFC 4475
+/// tests judge each torture message by it; the hostile-input tests use it
+/// to tell the invalid ones.
+pub fn sip_verdict(bytes: &[u8]) -> Result<ctigw::sip::Message<'_>, ctigw::sip::Error> {
+    let message = ctigw::sip::Message::parse(bytes)?;
+    if message.method().is_some() {
+        message.check_request()?;
+    } else {
+        message.check_response()?;
+    }
+    Ok(message)
+}
