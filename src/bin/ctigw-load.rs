@@ -10,7 +10,7 @@
 //! front end does. `--write-lines N DIR` writes the line files that give
 //! the gateway and the simulator those users.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::ExitCode;
@@ -244,7 +244,7 @@ struct Load {
     in_flight: usize,
     events: u64,
     /// Calls cleared whose ConnectionClearedEvent has not come (yet).
-    awaiting_cleared: HashMap<String, Instant>,
+    awaiting_cleared: HashSet<String>,
     branch: u64,
     retransmissions: u64,
     /// ACKs sent again for a retransmitted 200.
@@ -456,7 +456,7 @@ impl Load {
             (Step::Retrieve, _) => Step::Clear,
             (Step::Clear, refused) => {
                 if !refused {
-                    self.awaiting_cleared.insert(user.call.clone(), Instant::now());
+                    self.awaiting_cleared.insert(user.call.clone());
                 }
                 Step::MakeCall
             }
@@ -540,7 +540,7 @@ fn run(o: Options) -> Result<bool, String> {
         tallies: HashMap::new(),
         in_flight: 0,
         events: 0,
-        awaiting_cleared: HashMap::new(),
+        awaiting_cleared: HashSet::new(),
         branch: 0,
         retransmissions: 0,
         acks_repeated: 0,
