@@ -29,6 +29,11 @@ impl<const N: usize> SendBuf<N> {
         &self.buf[self.start..self.end]
     }
 
+    /// Bytes that can still be appended.
+    pub fn room(&self) -> usize {
+        N - (self.end - self.start)
+    }
+
     /// True when nothing waits.
     pub fn is_empty(&self) -> bool {
         self.start == self.end

@@ -113,7 +113,7 @@ type GatewayCounter = fn(&crate::rcc::Counters) -> u64;
 type NodeCounter = fn(&cti::Counters) -> u64;
 
 /// The gateway's plain counters: name, help, value.
-const GATEWAY_COUNTERS: [(&str, &str, GatewayCounter); 11] = [
+const GATEWAY_COUNTERS: [(&str, &str, GatewayCounter); 13] = [
     ("ctigw_sessions_opened_total", "Sessions opened.", |c| c.sessions_opened),
     ("ctigw_sessions_closed_total", "Sessions ended, by either side or replaced.", |c| c.sessions_closed),
     ("ctigw_sessions_replaced_total", "Sessions replaced by a newer INVITE of the same user and line.", |c| {
@@ -125,8 +125,18 @@ const GATEWAY_COUNTERS: [(&str, &str, GatewayCounter); 11] = [
         c.responses_ignored
     }),
     ("ctigw_sip_queue_drops_total", "SIP messages dropped because the outgoing queue was full.", |c| c.transmit_drops),
+    (
+        "ctigw_sip_completed_evicted_total",
+        "Responses kept for UDP retransmissions that made room for newer ones early.",
+        |c| c.completed_evicted,
+    ),
     ("ctigw_requests_relayed_total", "CSTA requests relayed to a CTI node.", |c| c.relayed),
     ("ctigw_events_relayed_total", "CSTA events relayed to Lync in event INFOs.", |c| c.events_relayed),
+    (
+        "ctigw_sip_deferred_total",
+        "Event INFOs, BYEs and answers held back until their TCP/TLS connection drained.",
+        |c| c.deferred,
+    ),
     ("ctigw_events_unknown_monitor_total", "CSTA events for no known monitor, dropped.", |c| c.events_unknown),
     ("ctigw_event_info_timeouts_total", "Event INFOs Lync never answered.", |c| c.event_timeouts),
 ];
@@ -141,8 +151,11 @@ const INVITE_REFUSALS: [(&str, GatewayCounter); 5] = [
 ];
 
 /// In-session request refusals by cause.
-const REQUEST_REFUSALS: [(&str, GatewayCounter); 2] =
-    [("privilege_violation", |c| c.privilege_violations), ("cti_node_down", |c| c.node_down_refusals)];
+const REQUEST_REFUSALS: [(&str, GatewayCounter); 3] = [
+    ("privilege_violation", |c| c.privilege_violations),
+    ("cti_node_down", |c| c.node_down_refusals),
+    ("event_backlog", |c| c.backlog_refusals),
+];
 
 /// The counters of every CTI link: name, help, value.
 const NODE_COUNTERS: [(&str, &str, NodeCounter); 13] = [

@@ -25,8 +25,9 @@ use crate::outbuf::{OutBuf, Overflow};
 use crate::recvbuf::RecvBuf;
 use crate::sendbuf::SendBuf;
 
-/// Requests one link may have outstanding at once.
-pub const MAX_OUTSTANDING: usize = 64;
+/// Requests one link may have outstanding at once (a sign-in storm sends a
+/// MonitorStart per user at once).
+pub const MAX_OUTSTANDING: usize = 128;
 /// Bytes of a link's receive and transmit buffers; also its longest frame.
 pub const LINK_BUFFER: usize = 16 * 1024;
 /// Longest ECMA-354 session id kept.

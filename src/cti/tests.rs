@@ -388,7 +388,14 @@ fn round_robin_skips_dead_nodes_and_takes_returning_ones() {
 fn the_outstanding_table_is_bounded_and_invoke_ids_are_unique() {
     let mut h = Harness::new(1, SessionMode::Ecma354);
     h.bring_up(S0, "S-1");
-    let mut ids: Vec<_> = (0..MAX_OUTSTANDING as u64).map(|t| h.send(S0, t).unwrap()).collect();
+    let mut ids: Vec<_> = (0..MAX_OUTSTANDING as u64)
+        .map(|t| {
+            let id = h.send(S0, t).unwrap();
+            let written = h.nodes.tx_pending(S0).len();
+            h.nodes.transmitted(S0, written);
+            id
+        })
+        .collect();
     assert_eq!(h.send(S0, 999), Err(SendError::TooManyOutstanding));
     ids.sort();
     ids.dedup();

@@ -35,9 +35,18 @@ use crate::tls::Refusal;
 
 /// Bytes of a TCP connection's receive buffer: the largest SIP message.
 pub const TCP_RECEIVE: usize = crate::board::TCP_RECEIVE;
-/// Bytes of a TCP connection's transmit buffer. A peer that lets it fill
-/// (reads nothing) is disconnected rather than waited for.
+/// Bytes of a TCP connection's transmit buffer. Event INFOs that would
+/// leave less than [`TCP_RESERVE`] of it free wait in the core until the
+/// writer has drained it (backpressure); a peer that lets it fill with
+/// responses, or takes nothing for [`StreamTimeouts::message`], is
+/// disconnected rather than waited for.
 pub const TCP_TRANSMIT: usize = crate::board::TCP_TRANSMIT;
+/// Bytes of a transmit buffer kept for what one request may make the
+/// gateway send at once (its response, and a BYE that a replaced session
+/// gets): event INFOs are held back rather than fill it, and a
+/// connection's next request is taken only when this much is free.
+pub const TCP_RESERVE: usize = 2 * crate::board::MESSAGE_SIZE;
+const _: () = assert!(TCP_TRANSMIT >= 2 * TCP_RESERVE, "tcp_transmit must hold four messages of message_size");
 /// The largest body accepted on a stream.
 pub const MAX_BODY: usize = 8 * 1024;
 /// The time limits of a TCP connection.
@@ -65,6 +74,25 @@ struct Conn {
     tls: bool,
     tx: Box<SendBuf<TCP_TRANSMIT>>,
     wake: Sender<()>,
+    /// Told each time the writer has taken bytes out of `tx`.
+    room: Sender<()>,
+    /// Event INFOs are being held back until the writer drains `tx`.
+    congested: bool,
+}
+
+impl Conn {
+    fn kind(&self) -> &'static str {
+        if self.tls { "TLS" } else { "TCP" }
+    }
+}
+
+/// What became of a message handed to [`SipOut::send`].
+enum Sent {
+    /// Written, or dropped (counted).
+    Done,
+    /// A message that may wait, which the connection has no room for now:
+    /// the core keeps it.
+    Deferred(ConnId),
 }
 
 /// The buffers a slot keeps between its connections: allocated the first
@@ -82,6 +110,8 @@ struct Spare {
 struct Lent {
     rx: Box<StreamBuffer<TCP_RECEIVE>>,
     copy: Box<[u8]>,
+    /// Where the reader hears that the transmit buffer has room again.
+    room: Receiver<()>,
 }
 
 /// Where the core's messages go: the UDP sockets and the TCP slots.
@@ -111,7 +141,10 @@ pub struct SipOut {
 }
 
 impl SipOut {
-    fn send(&mut self, to: Peer, bytes: &[u8]) {
+    /// Sends a message; one that may wait (`deferrable`: an event INFO, a
+    /// BYE, a node's answer) is handed back instead when its stream
+    /// connection has no room for it beside [`TCP_RESERVE`].
+    fn send(&mut self, to: Peer, bytes: &[u8], deferrable: bool) -> Sent {
         match to.transport {
             Transport::Udp => {
                 let socket =
@@ -125,20 +158,27 @@ impl SipOut {
                     },
                     None => self.dropped += 1,
                 }
+                Sent::Done
             }
             Transport::Tcp(id) | Transport::Tls(id) => {
                 let Some(conn) = self.conn_mut(id) else {
                     self.dropped += 1;
-                    return;
+                    return Sent::Done;
                 };
+                if deferrable && (conn.congested || conn.tx.room() < bytes.len() + TCP_RESERVE) {
+                    conn.congested = true;
+                    return Sent::Deferred(id);
+                }
                 if conn.tx.append(|out| out.put(bytes)).is_err() {
-                    // The peer reads nothing: cut it off rather than grow.
+                    // Responses and BYEs the peer does not read: cut it off
+                    // rather than grow.
                     log::warn!("{} {}: transmit buffer full, closing", to.transport.token(), conn.peer);
                     let _ = conn.stream.shutdown(Shutdown::Both);
                     self.dropped += 1;
-                    return;
+                    return Sent::Done;
                 }
                 let _ = conn.wake.try_send(());
+                Sent::Done
             }
         }
     }
@@ -170,6 +210,7 @@ impl SipOut {
             return None;
         };
         let (wake, woken) = bounded(1);
+        let (room, roomy) = bounded(1);
         self.generations[index] = self.generations[index].wrapping_add(1);
         let generation = self.generations[index];
         let spare = &mut self.spares[index];
@@ -188,10 +229,11 @@ impl SipOut {
             None => Box::new(StreamBuffer::new()),
         };
         let copy = spare.copy.take().unwrap_or_else(|| vec![0u8; TCP_TRANSMIT].into_boxed_slice());
-        self.conns[index] = Some(Conn { peer, generation, stream: stream.clone(), tls, tx, wake });
+        self.conns[index] =
+            Some(Conn { peer, generation, stream: stream.clone(), tls, tx, wake, room, congested: false });
         self.tcp_open += 1;
         self.tls_open += usize::from(tls);
-        Some((ConnId(index as u32 | (u32::from(generation) << 16)), woken, Lent { rx, copy }))
+        Some((ConnId(index as u32 | (u32::from(generation) << 16)), woken, Lent { rx, copy, room: roomy }))
     }
 
     /// Gives a connection's receive buffer back to its slot.
@@ -237,10 +279,16 @@ impl Host {
         self.gw.is_drained() && self.out.unsent() == 0
     }
 
-    /// Writes out everything the core has queued.
+    /// Writes out everything the core has queued; event INFOs a
+    /// connection has no room for go back to the core.
     pub fn flush(&mut self) {
         while let Some(t) = self.gw.poll_transmit() {
-            self.out.send(t.to, t.bytes);
+            let deferrable = t.deferrable;
+            if let Sent::Deferred(id) = self.out.send(t.to, t.bytes, deferrable.is_some()) {
+                if let Some(deferrable) = deferrable {
+                    self.gw.transmit_deferred(Instant::now(), id, deferrable);
+                }
+            }
         }
     }
 }
@@ -331,13 +379,20 @@ pub fn spawn(
 
 async fn udp_task(host: Rc<RefCell<Host>>, pump: Rc<Pump>, socket: Rc<Async<UdpSocket>>) {
     let mut buf = vec![0u8; 65_536];
-    loop {
+    for received in 1u64.. {
         let Ok((n, addr)) = socket.recv_from(&mut buf).await else { continue };
-        let mut h = host.borrow_mut();
-        h.out.bytes_received += n as u64;
-        h.gw.handle_datagram(Instant::now(), Peer { addr, transport: Transport::Udp }, &buf[..n]);
-        h.flush();
-        pump.run(&mut *h);
+        {
+            let mut h = host.borrow_mut();
+            h.out.bytes_received += n as u64;
+            h.gw.handle_datagram(Instant::now(), Peer { addr, transport: Transport::Udp }, &buf[..n]);
+            h.flush();
+            pump.run(&mut *h);
+        }
+        // A datagram that is waiting does not yield: let the CTI writers
+        // and the stream connections run now and then.
+        if received % 16 == 0 {
+            smol::future::yield_now().await;
+        }
     }
 }
 
@@ -354,8 +409,10 @@ async fn accept_task(
         let _ = stream.set_nodelay(true);
         log::debug!("TCP {peer}: connected");
         let from = Peer { addr: peer, transport: Transport::Tcp(id) };
-        ex.spawn(write_task(host.clone(), id, Box::new(stream.clone()), woken, lent.copy)).detach();
-        ex.spawn(read_task(host.clone(), pump.clone(), from, Box::new(stream), timeouts, lent.rx)).detach();
+        let writer = Box::new(stream.clone());
+        ex.spawn(write_task(host.clone(), id, writer, woken, lent.copy, timeouts.message)).detach();
+        ex.spawn(read_task(host.clone(), pump.clone(), from, Box::new(stream), timeouts, (lent.rx, lent.room)))
+            .detach();
     }
 }
 
@@ -461,23 +518,73 @@ async fn tls_connection(
     tls.host.borrow_mut().out.tls_handshakes += 1;
     let (reader, writer) = smol::io::split(stream);
     let from = Peer { addr: peer, transport: Transport::Tls(id) };
-    tls.ex.spawn(write_task(tls.host.clone(), id, Box::new(writer), woken, lent.copy)).detach();
-    read_task(tls.host, tls.pump, from, Box::new(reader), tls.timeouts, lent.rx).await;
+    let limit = tls.timeouts.message;
+    tls.ex.spawn(write_task(tls.host.clone(), id, Box::new(writer), woken, lent.copy, limit)).detach();
+    read_task(tls.host, tls.pump, from, Box::new(reader), tls.timeouts, (lent.rx, lent.room)).await;
 }
 
+/// Reads a connection's messages into the core. A message is taken only
+/// while the connection's transmit buffer has [`TCP_RESERVE`] free, so
+/// what the gateway answers always fits: a peer that sends faster than it
+/// reads is slowed down (TCP flow control does the rest), and one that
+/// reads nothing for [`StreamTimeouts::message`] is cut off.
 async fn read_task(
     host: Rc<RefCell<Host>>,
     pump: Rc<Pump>,
     from: Peer,
     mut stream: Reader,
     timeouts: StreamTimeouts,
-    mut framer: Box<StreamBuffer<TCP_RECEIVE>>,
+    (mut framer, room): (Box<StreamBuffer<TCP_RECEIVE>>, Receiver<()>),
 ) {
     let (peer, kind) = (from.addr, from.transport.token());
     let Some(id) = from.transport.conn() else { return };
     // When the message in the buffer began to arrive, if one has.
     let mut message_started: Option<Instant> = None;
-    let reason = loop {
+    let reason = 'connection: loop {
+        // Handle what is framed, as far as the transmit buffer has room.
+        loop {
+            let (result, stalled) = {
+                let mut h = host.borrow_mut();
+                let now = Instant::now();
+                let mut stalled = false;
+                let result = loop {
+                    if h.out.conn_mut(id).is_some_and(|c| c.tx.room() < TCP_RESERVE) {
+                        stalled = true;
+                        break Ok(());
+                    }
+                    match framer.next(MAX_BODY) {
+                        Ok(Some(frame)) => h.gw.handle_frame(now, from, frame),
+                        Ok(None) => break Ok(()),
+                        Err(e) => break Err(e),
+                    }
+                    // Into the transmit buffer now, for the next room check.
+                    h.flush();
+                };
+                h.flush();
+                pump.run(&mut *h);
+                (result, stalled)
+            };
+            if let Err(e) = result {
+                log::info!("{kind} {peer}: {e}; closing (the stream is out of step)");
+                break 'connection "framing error";
+            }
+            if !stalled {
+                break;
+            }
+            let waited = smol::future::or(async { room.recv().await.is_ok() }, async {
+                Timer::after(timeouts.message).await;
+                false
+            })
+            .await;
+            if !waited {
+                break 'connection "it reads nothing of what the gateway sends";
+            }
+        }
+        message_started = match (framer.pending().is_empty(), message_started) {
+            (true, _) => None,
+            (false, None) => Some(Instant::now()),
+            (false, started) => started,
+        };
         let spare = framer.spare();
         if spare.is_empty() {
             break "a message larger than the receive buffer";
@@ -498,27 +605,10 @@ async fn read_task(
             Some(Ok(n)) => n,
         };
         framer.filled(n);
-        let mut h = host.borrow_mut();
-        h.out.bytes_received += n as u64;
-        let now = Instant::now();
-        let result = loop {
-            match framer.next(MAX_BODY) {
-                Ok(Some(frame)) => h.gw.handle_frame(now, from, frame),
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
-            }
-        };
-        h.flush();
-        pump.run(&mut *h);
-        if let Err(e) = result {
-            log::info!("{kind} {peer}: {e}; closing (the stream is out of step)");
-            break "framing error";
-        }
-        message_started = match (framer.pending().is_empty(), message_started) {
-            (true, _) => None,
-            (false, None) => Some(now),
-            (false, started) => started,
-        };
+        host.borrow_mut().out.bytes_received += n as u64;
+        // A read that is ready does not yield: let the CTI writers and the
+        // other connections run between two batches.
+        smol::future::yield_now().await;
     };
     if matches!(reason, "idle" | "closed by the peer") {
         log::debug!("{kind} {peer}: {reason}");
@@ -533,7 +623,18 @@ async fn read_task(
     pump.run(&mut *h);
 }
 
-async fn write_task(host: Rc<RefCell<Host>>, id: ConnId, mut stream: Writer, wake: Receiver<()>, mut buf: Box<[u8]>) {
+/// Writes out what the core puts into the connection's transmit buffer.
+/// A write the peer does not take within `limit` cuts the connection (its
+/// reader then ends it); once the buffer drains below a quarter, event
+/// INFOs held back for it go out again.
+async fn write_task(
+    host: Rc<RefCell<Host>>,
+    id: ConnId,
+    mut stream: Writer,
+    wake: Receiver<()>,
+    mut buf: Box<[u8]>,
+    limit: Duration,
+) {
     loop {
         let n = {
             let mut h = host.borrow_mut();
@@ -549,13 +650,37 @@ async fn write_task(host: Rc<RefCell<Host>>, id: ConnId, mut stream: Writer, wak
             continue;
         }
         // TLS keeps what the socket did not take until flushed.
-        if stream.write_all(&buf[..n]).await.is_err() || stream.flush().await.is_err() {
-            break; // the reader sees the broken connection
-        }
+        let write = async { stream.write_all(&buf[..n]).await.and(stream.flush().await) };
+        let written = smol::future::or(async { Some(write.await.is_ok()) }, async {
+            Timer::after(limit).await;
+            None
+        })
+        .await;
         let mut h = host.borrow_mut();
+        match written {
+            Some(true) => {}
+            Some(false) => break, // the reader sees the broken connection
+            None => {
+                if let Some(conn) = h.out.conn_mut(id) {
+                    log::info!(
+                        "{} {}: closed: {n} bytes not taken in {} ms",
+                        conn.kind(),
+                        conn.peer,
+                        limit.as_millis()
+                    );
+                    let _ = conn.stream.shutdown(Shutdown::Both);
+                }
+                break;
+            }
+        }
         h.out.bytes_sent += n as u64;
-        if let Some(conn) = h.out.conn_mut(id) {
-            conn.tx.written(n);
+        let Some(conn) = h.out.conn_mut(id) else { break };
+        conn.tx.written(n);
+        let _ = conn.room.try_send(());
+        if conn.congested && conn.tx.pending().len() <= TCP_TRANSMIT / 4 {
+            conn.congested = false;
+            h.gw.stream_drained(Instant::now(), id);
+            h.flush();
         }
     }
     host.borrow_mut().out.give_back_copy(id, buf);

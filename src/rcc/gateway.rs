@@ -133,6 +133,15 @@ pub struct Counters {
     pub event_timeouts: u64,
     /// Messages dropped because the outgoing queue was full.
     pub transmit_drops: u64,
+    /// Responses kept for UDP retransmissions that made room for newer
+    /// ones before their 64*T1 were up (the table was full).
+    pub completed_evicted: u64,
+    /// Relayed requests refused because Lync is not taking its events as
+    /// fast as they come (too many event INFOs waiting).
+    pub backlog_refusals: u64,
+    /// Event INFOs, BYEs and answers held back because their stream
+    /// connection's transmit buffer was full (sent once it drained).
+    pub deferred: u64,
     /// Requests from sources not trusted, ignored.
     pub untrusted_ignored: u64,
     /// Responses that answer none of the gateway's requests (wrong source,
@@ -160,12 +169,33 @@ pub struct Transmit<'a> {
     pub to: Peer,
     /// The bytes.
     pub bytes: &'a [u8],
+    /// Set when the message may wait: an event INFO's or a BYE's first
+    /// sending, or the answer to a request relayed to a node. A shell that
+    /// cannot take it now (its stream connection's transmit buffer is
+    /// full) hands it back with [`Gateway::transmit_deferred`], right after
+    /// this call and before any other into the gateway, and it goes again
+    /// after [`Gateway::stream_drained`]. Everything else (answers made at
+    /// once to what the peer sent) is bounded by what the shell reads.
+    pub deferrable: Option<Deferrable>,
+}
+
+/// A message that may wait for room, as [`Transmit::deferrable`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deferrable(Defer);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Defer {
+    /// One of the gateway's own requests (its [`ClientTx`]).
+    Client(Handle),
+    /// The answer to a relayed request: its bytes are copied back.
+    Answer,
 }
 
 struct OutSlot {
     to: Peer,
     len: usize,
     bytes: Box<[u8]>,
+    deferrable: Option<Deferrable>,
 }
 
 /// The outgoing queue: a ring of fixed message buffers.
@@ -178,7 +208,9 @@ struct OutQueue {
 impl OutQueue {
     fn new(count: usize, size: usize, peer: Peer) -> OutQueue {
         OutQueue {
-            slots: (0..count).map(|_| OutSlot { to: peer, len: 0, bytes: vec![0; size].into_boxed_slice() }).collect(),
+            slots: (0..count)
+                .map(|_| OutSlot { to: peer, len: 0, bytes: vec![0; size].into_boxed_slice(), deferrable: None })
+                .collect(),
             head: 0,
             count: 0,
         }
@@ -200,6 +232,7 @@ impl OutQueue {
             Ok(len) => {
                 slot.to = to;
                 slot.len = len;
+                slot.deferrable = None;
                 self.count += 1;
                 true
             }
@@ -212,6 +245,18 @@ impl OutQueue {
         self.push(message.to, |buf| copy_into(buf, message.as_bytes()))
     }
 
+    /// Marks the message queued last as one that may wait.
+    fn mark_last(&mut self, defer: Defer) {
+        let last = (self.head + self.count + self.slots.len() - 1) % self.slots.len();
+        self.slots[last].deferrable = Some(Deferrable(defer));
+    }
+
+    /// The message [`OutQueue::pop`] returned last (its slot is reused
+    /// only by the next push).
+    fn last_popped(&self) -> &OutSlot {
+        &self.slots[(self.head + self.slots.len() - 1) % self.slots.len()]
+    }
+
     fn pop(&mut self) -> Option<Transmit<'_>> {
         if self.count == 0 {
             return None;
@@ -219,7 +264,7 @@ impl OutQueue {
         let slot = &self.slots[self.head];
         self.head = (self.head + 1) % self.slots.len();
         self.count -= 1;
-        Some(Transmit { to: slot.to, bytes: &slot.bytes[..slot.len] })
+        Some(Transmit { to: slot.to, bytes: &slot.bytes[..slot.len], deferrable: slot.deferrable })
     }
 }
 
@@ -230,6 +275,9 @@ struct Pending {
     from: Peer,
     session: Handle,
     namespace: Namespace,
+    /// The entry holds no request but its answer, which waits for room on
+    /// the stream connection `from` names.
+    answer: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,6 +294,19 @@ struct ClientTx {
     session: Handle,
     message: Stored,
     timeout_at: Instant,
+    state: ClientState,
+}
+
+/// Where one of the gateway's own requests is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientState {
+    /// An event INFO behind another of its session's, in the queue.
+    Queued,
+    /// Next to go, waiting for room (the outgoing queue, or its stream
+    /// connection, was full): its timers do not run.
+    Waiting,
+    /// Sent: Timer F runs (and Timer E over UDP).
+    Started,
 }
 
 /// A final response kept to answer UDP retransmissions of its request
@@ -310,6 +371,10 @@ pub struct Gateway {
     pending_index: Index,
     client: Pool<ClientTx>,
     completed: Pool<Completed>,
+    /// The kept responses, oldest first (with stale handles of ones freed
+    /// since): when the table is full the oldest makes room, since a
+    /// retransmission is likelier for a response just sent.
+    completed_order: VecDeque<Handle>,
     completed_index: Index,
     out: OutQueue,
     byes: VecDeque<Handle>,
@@ -325,6 +390,11 @@ pub struct Gateway {
     contacts: [String<160>; 3],
     /// Stopping: new INVITEs are refused, sessions are being ended.
     shutting_down: bool,
+    /// Stream connections whose transmit buffer is full: event INFOs for
+    /// their sessions wait (capacity fixed at boot: one per TCP slot).
+    congested: Vec<super::ConnId>,
+    /// Some request of the gateway's, or an answer, waits for room.
+    waiting: bool,
     /// What has happened.
     pub counters: Counters,
 }
@@ -373,6 +443,7 @@ impl Gateway {
                 from: anyone,
                 session: Handle { index: 0, generation: 0 },
                 namespace: Namespace::Ed3,
+                answer: false,
             }),
             pending_index: Index::new(config.pending),
             client: Pool::new(config.client_transactions, || ClientTx {
@@ -381,6 +452,7 @@ impl Gateway {
                 session: Handle { index: 0, generation: 0 },
                 message: Stored::new(anyone, size),
                 timeout_at: never,
+                state: ClientState::Queued,
             }),
             completed: Pool::new(config.completed, || Completed {
                 key: 0,
@@ -389,6 +461,7 @@ impl Gateway {
                 session: None,
             }),
             completed_index: Index::new(config.completed),
+            completed_order: VecDeque::with_capacity(config.completed),
             out: OutQueue::new(config.out_queue, size, anyone),
             byes: VecDeque::with_capacity(config.sessions),
             timers: BinaryHeap::with_capacity(timer_capacity),
@@ -404,6 +477,8 @@ impl Gateway {
                 uri
             }),
             shutting_down: false,
+            congested: Vec::with_capacity(board::TCP_CONNECTIONS),
+            waiting: false,
             counters: Counters::default(),
             config,
         })
@@ -497,6 +572,7 @@ impl Gateway {
             && self.byes.is_empty()
             && self.client.is_empty()
             && self.out.count == 0
+            && !self.waiting
     }
 
     /// Ends the application sessions with the CTI nodes (the last step of
@@ -513,7 +589,90 @@ impl Gateway {
             let Some(h) = self.byes.pop_front() else { break };
             self.send_bye_and_close(h);
         }
+        if self.out.count == 0 {
+            self.resume_waiting();
+        }
         self.out.pop()
+    }
+
+    /// The shell could not take the message [`Gateway::poll_transmit`]
+    /// just returned, `deferrable`, because the transmit buffer of stream
+    /// connection `conn` is full. The gateway keeps it, sends nothing that
+    /// may wait to that connection until [`Gateway::stream_drained`], and
+    /// then sends it again: a session's events stay in order, nothing is
+    /// lost.
+    pub fn transmit_deferred(&mut self, now: Instant, conn: super::ConnId, deferrable: Deferrable) {
+        self.now = now;
+        if !self.congested.contains(&conn) && self.congested.len() < self.congested.capacity() {
+            self.congested.push(conn);
+        }
+        match deferrable.0 {
+            Defer::Client(h) => {
+                if let Some(c) = self.client.get_mut(h) {
+                    c.state = ClientState::Waiting;
+                    self.waiting = true;
+                    self.counters.deferred += 1;
+                }
+            }
+            Defer::Answer => {
+                let slot = self.out.last_popped();
+                let Some((_, p)) = self.pending.alloc() else {
+                    self.counters.transmit_drops += 1;
+                    return;
+                };
+                p.request[..slot.len].copy_from_slice(&slot.bytes[..slot.len]);
+                p.len = slot.len;
+                p.from = slot.to;
+                p.answer = true;
+                self.waiting = true;
+                self.counters.deferred += 1;
+            }
+        }
+    }
+
+    /// The transmit buffer of stream connection `conn` has room again:
+    /// what waits for it goes out (through [`Gateway::poll_transmit`]).
+    pub fn stream_drained(&mut self, now: Instant, conn: super::ConnId) {
+        self.now = now;
+        self.congested.retain(|&c| c != conn);
+    }
+
+    /// True when a message that may wait can go to `peer` now.
+    fn room_for(&self, peer: &Peer) -> bool {
+        self.out.room() > 1 && peer.transport.conn().is_none_or(|c| !self.congested.contains(&c))
+    }
+
+    /// Sends what waits for room and now has it: the gateway's own
+    /// requests first in line, and answers kept back.
+    fn resume_waiting(&mut self) {
+        if !self.waiting || self.out.room() <= 1 {
+            return;
+        }
+        self.waiting = false;
+        for index in 0..self.client.capacity() as u32 {
+            let Some(ch) = self.client.handle_at(index) else { continue };
+            if self.client.get(ch).is_some_and(|c| c.state == ClientState::Waiting) {
+                // Leaves it waiting (and the flag set) when there is no room.
+                self.start_client(ch);
+            }
+        }
+        for index in 0..self.pending.capacity() as u32 {
+            let Some(p) = self.pending.handle_at(index) else { continue };
+            let Some(pending) = self.pending.get(p).filter(|p| p.answer) else { continue };
+            let to = pending.from;
+            if !self.room_for(&to) {
+                self.waiting = true;
+                continue;
+            }
+            let bytes = &pending.request[..pending.len];
+            if self.out.push(to, |buf| copy_into(buf, bytes)) {
+                self.out.mark_last(Defer::Answer);
+            }
+            if let Some(pending) = self.pending.get_mut(p) {
+                pending.answer = false;
+            }
+            self.pending.free(p);
+        }
     }
 
     /// When [`Gateway::handle_timeout`] is due next.
@@ -741,7 +900,18 @@ impl Gateway {
     fn keep_completed(&mut self, key: u64, to: Peer, session: Option<Handle>) -> Option<Handle> {
         let last = (self.out.head + self.out.count + self.out.slots.len() - 1) % self.out.slots.len();
         let now = self.now;
+        while self.completed.len() == self.completed.capacity()
+            || self.completed_order.len() == self.completed_order.capacity()
+        {
+            let Some(oldest) = self.completed_order.pop_front() else { break };
+            if let Some(c) = self.completed.get(oldest) {
+                self.completed_index.remove(c.key, oldest.index);
+                self.completed.free(oldest);
+                self.counters.completed_evicted += 1;
+            }
+        }
         let (h, c) = self.completed.alloc()?;
+        self.completed_order.push_back(h);
         let slot = &self.out.slots[last];
         c.message.bytes[..slot.len].copy_from_slice(&slot.bytes[..slot.len]);
         c.message.len = slot.len;
@@ -808,8 +978,16 @@ impl Gateway {
     fn in_order(&mut self, from: Peer, m: &Message<'_>, h: Handle) -> bool {
         let cseq = m.cseq().map(|c| c.number).unwrap_or(0);
         let Some(s) = self.sessions.get_mut(h) else { return false };
-        if cseq <= s.remote_cseq {
+        if cseq < s.remote_cseq {
             self.respond(from, m, 500, "Server Internal Error: CSeq out of order", None, |_| Ok(()));
+            return false;
+        }
+        if cseq == s.remote_cseq {
+            // A retransmission whose answer is kept, or is in the making,
+            // never gets here.
+            let reason =
+                "Server Internal Error: retransmission of a request already answered, its response no longer kept";
+            self.respond(from, m, 500, reason, None, |_| Ok(()));
             return false;
         }
         s.remote_cseq = cseq;
@@ -1091,6 +1269,19 @@ impl Gateway {
             self.counters.node_down_refusals += 1;
             log::info!("{}: {} refused: its CTI node is down", s.user, request.service().request_name());
             Some(ErrorCode::RESOURCE_OUT_OF_SERVICE)
+        } else if self.client.len() * 4 >= self.client.capacity() * 3 {
+            // Lync is not taking events as fast as calls make them: new
+            // work is refused before events would have to be dropped.
+            self.counters.backlog_refusals += 1;
+            if self.counters.backlog_refusals.is_power_of_two() {
+                log::warn!(
+                    "{user}: {} refused: {} event INFOs wait for Lync's answers ({} requests refused so far)",
+                    request.service().request_name(),
+                    self.client.len(),
+                    self.counters.backlog_refusals
+                );
+            }
+            Some(ErrorCode::RESOURCE_BUSY)
         } else {
             None
         };
@@ -1167,11 +1358,15 @@ impl Gateway {
                 }
                 _ => {}
             }
+            let queued = self.out.count;
             match &answer_doc {
                 Ok(Ok(doc)) => self.answer_csta(from, &m, namespace, &doc.message),
                 // The node's document did not parse: tell Lync it failed.
                 Ok(Err(_)) => self.answer_csta(from, &m, namespace, &Csta::Error(ErrorCode::GENERIC_OPERATION)),
                 Err(code) => self.answer_csta(from, &m, namespace, &Csta::Error(*code)),
+            }
+            if self.out.count > queued && from.transport.is_reliable() {
+                self.out.mark_last(Defer::Answer);
             }
             if let Some(key) = transaction_key(&m, &from) {
                 self.pending_index.remove(key, p.index);
@@ -1266,6 +1461,7 @@ impl Gateway {
         c.kind = kind;
         c.session = h;
         c.next = None;
+        c.state = ClientState::Queued;
         if kind == ClientKind::EventInfo {
             self.counters.events_relayed += 1;
             // One event INFO in flight per session: later ones wait, in order.
@@ -1284,13 +1480,26 @@ impl Gateway {
         self.start_client(ch);
     }
 
-    /// Sends a client transaction and starts its timers (E and F).
+    /// Sends a client transaction and starts its timers (E and F). With
+    /// no room to go (the outgoing queue, or its stream connection, is
+    /// full) it waits for [`Gateway::resume_waiting`].
     fn start_client(&mut self, ch: Handle) {
         let now = self.now;
+        let Some(c) = self.client.get(ch) else { return };
+        if !self.room_for(&c.message.to) {
+            self.waiting = true;
+            if let Some(c) = self.client.get_mut(ch) {
+                c.state = ClientState::Waiting;
+            }
+            return;
+        }
         let Some(c) = self.client.get_mut(ch) else { return };
+        c.state = ClientState::Started;
         c.timeout_at = now + 64 * T1;
         let (retransmit, timeout) = (c.message.arm(now, !c.message.to.transport.is_reliable()), c.timeout_at);
-        if !self.out.resend(&c.message) {
+        if self.out.resend(&c.message) {
+            self.out.mark_last(Defer::Client(ch));
+        } else {
             self.counters.transmit_drops += 1;
         }
         self.schedule(timeout, Timer::Client(ch.pack()));
@@ -1327,7 +1536,7 @@ impl Gateway {
 
     fn client_timer(&mut self, h: Handle) {
         let now = self.now;
-        let Some(c) = self.client.get_mut(h) else { return };
+        let Some(c) = self.client.get_mut(h).filter(|c| c.state == ClientState::Started) else { return };
         if c.timeout_at <= now {
             // Timer F: never answered.
             let (kind, session) = (c.kind, c.session);
@@ -1505,6 +1714,7 @@ impl Gateway {
     /// A TCP or TLS connection closed: its sessions cannot be reached any more.
     pub fn tcp_closed(&mut self, now: Instant, conn: super::ConnId) {
         self.now = now;
+        self.congested.retain(|&c| c != conn);
         let mut gone: heapless::Vec<Handle, 256> = heapless::Vec::new();
         loop {
             gone.clear();

@@ -244,6 +244,11 @@ impl Sessions {
         }
     }
 
+    /// The handle of the session in table entry `index`, if one is open there.
+    pub fn handle_at(&self, index: u32) -> Option<Handle> {
+        self.pool.handle_at(index)
+    }
+
     /// Every open session.
     pub fn iter(&self) -> impl Iterator<Item = (Handle, &Session)> {
         self.pool.iter()

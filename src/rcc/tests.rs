@@ -47,6 +47,9 @@ struct World {
     now: Instant,
     /// What the gateway sent towards Lync, not yet looked at.
     sent: Vec<(Peer, Vec<u8>)>,
+    /// Stream connections whose transmit buffer is full: the shell hands
+    /// event INFOs for them back.
+    full: Vec<ConnId>,
 }
 
 const POOL: &str = "127.0.0.1:5070";
@@ -65,6 +68,10 @@ fn tls() -> Peer {
 
 impl World {
     fn new(node_count: usize, sessions: usize) -> World {
+        World::with(node_count, sessions, |_| {})
+    }
+
+    fn with(node_count: usize, sessions: usize, tweak: impl FnOnce(&mut GatewayConfig)) -> World {
         let timing = Timing {
             heartbeat_interval: Duration::from_secs(30),
             heartbeat_misses: 2,
@@ -83,6 +90,7 @@ impl World {
             GatewayConfig::new("gw.example.com", 5060, vec![Cidr { addr: "127.0.0.1".parse().unwrap(), prefix: 32 }]);
         config.sessions = sessions;
         config.tls_port = Some(5061);
+        tweak(&mut config);
         let gw = Gateway::new(config, lines(), nodes);
         let mut world = World {
             gw,
@@ -91,6 +99,7 @@ impl World {
                 .collect(),
             now: Instant::now(),
             sent: Vec::new(),
+            full: Vec::new(),
         };
         world.gw.start(world.now);
         world.pump();
@@ -136,7 +145,12 @@ impl World {
             }
             while let Some(t) = self.gw.poll_transmit() {
                 moved = true;
-                self.sent.push((t.to, t.bytes.to_vec()));
+                match (t.deferrable, t.to.transport.conn()) {
+                    (Some(deferrable), Some(conn)) if self.full.contains(&conn) => {
+                        self.gw.transmit_deferred(self.now, conn, deferrable)
+                    }
+                    _ => self.sent.push((t.to, t.bytes.to_vec())),
+                }
             }
             if !moved {
                 return;
@@ -998,4 +1012,124 @@ fn a_user_uri_with_parameters_is_the_same_user_and_replaces_the_session() {
     assert_eq!(w.gw.session_count(), 1, "one session per user and line");
     assert_eq!(w.gw.counters.sessions_replaced, 1);
     assert_eq!(w.gw.sessions().next().unwrap().user.as_str(), "sip:bob@example.com");
+}
+
+#[test]
+fn event_infos_wait_in_order_while_their_connection_is_full_and_other_dialogs_go_on() {
+    let mut w = World::new(1, 4);
+    let mut alice = Lync::new("alice@example.com", "f1", tcp());
+    alice.sign_in(&mut w);
+    let mut bob = Lync::new("bob@example.com", "f2", udp());
+    bob.sign_in(&mut w);
+    let monitor = |d: &str| {
+        format!(
+            "<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>{d}</deviceObject></monitorObject></MonitorStart>"
+        )
+    };
+    let make_call = |d: &str| {
+        format!(
+            "<MakeCall xmlns=\"{NS}\"><callingDevice>{d}</callingDevice><calledDirectoryNumber>tel:+14255559876</calledDirectoryNumber></MakeCall>"
+        )
+    };
+    assert!(matches!(
+        csta_answer(&alice.info(&mut w, &monitor("tel:101"))),
+        Csta::Response(Response::MonitorStarted { .. })
+    ));
+    assert!(matches!(
+        csta_answer(&bob.info(&mut w, &monitor("tel:102"))),
+        Csta::Response(Response::MonitorStarted { .. })
+    ));
+
+    // Alice's connection fills: the node's answer to her MakeCall and her
+    // events wait; bob's go on over UDP.
+    w.full.push(ConnId(7));
+    let out = alice.info(&mut w, &make_call("tel:101"));
+    assert!(out.is_empty(), "{out:?}");
+    assert!(w.gw.counters.deferred >= 2, "the answer and the first event");
+    let out = bob.info(&mut w, &make_call("tel:102"));
+    let bobs = bob.answer_all(&mut w, out);
+    assert_eq!(events(&bobs), ["ServiceInitiatedEvent", "OriginatedEvent", "DeliveredEvent"]);
+    // Longer than Timer F: a held-back INFO is not a dead dialog.
+    w.advance(40_000);
+    let later = w.take();
+    assert!(events(&later).iter().all(|e| e == "EstablishedEvent"), "only bob's call goes on: {later:?}");
+    bob.answer(&mut w, &later);
+    assert_eq!(w.gw.session_count(), 2);
+    assert_eq!(w.gw.counters.event_timeouts, 0);
+
+    // It drains: alice gets every event, in order, with CSeqs in order.
+    w.full.clear();
+    w.gw.stream_drained(w.now, ConnId(7));
+    w.pump();
+    let first = w.take();
+    assert!(matches!(csta_answer(&first), Csta::Response(Response::Call { .. })), "the answer kept back");
+    assert_eq!(events(&first), ["ServiceInitiatedEvent"], "still one in flight at a time");
+    let all = alice.answer_all(&mut w, first);
+    assert_eq!(events(&all), ["ServiceInitiatedEvent", "OriginatedEvent", "DeliveredEvent", "EstablishedEvent"]);
+    let cseqs: Vec<u32> = all.iter().filter(|m| m.method().is_some()).map(|m| m.cseq().unwrap().number).collect();
+    assert_eq!(cseqs, [1, 2, 3, 4]);
+    assert_eq!(w.gw.counters.transmit_drops, 0);
+}
+
+#[test]
+fn requests_are_refused_busy_before_a_backlog_of_events_would_drop_any() {
+    let mut w = World::new(1, 4);
+    let mut alice = Lync::new("alice@example.com", "b1", tcp());
+    alice.sign_in(&mut w);
+    let monitor = format!(
+        "<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:101</deviceObject></monitorObject></MonitorStart>"
+    );
+    assert!(matches!(csta_answer(&alice.info(&mut w, &monitor)), Csta::Response(Response::MonitorStarted { .. })));
+    // Alice never answers her event INFOs.
+    let capacity = super::GatewayConfig::new("x", 1, vec![]).client_transactions;
+    let hold = format!(
+        "<HoldCall xmlns=\"{NS}\"><callToBeHeld><callID>C-0001</callID><deviceID>tel:101</deviceID></callToBeHeld></HoldCall>"
+    );
+    let make_call = format!(
+        "<MakeCall xmlns=\"{NS}\"><callingDevice>tel:101</callingDevice><calledDirectoryNumber>tel:+14255559876</calledDirectoryNumber></MakeCall>"
+    );
+    let mut busy = 0;
+    for i in 0..capacity {
+        let out = alice.info(&mut w, if i % 2 == 0 { &make_call } else { &hold });
+        if csta_answer(&out) == Csta::Error(csta::ErrorCode::RESOURCE_BUSY) {
+            busy += 1;
+        }
+    }
+    assert!(busy > 0, "refused once three quarters of the event table is taken");
+    assert_eq!(w.gw.counters.backlog_refusals, busy);
+    assert_eq!(w.gw.counters.transmit_drops, 0, "no event dropped");
+}
+
+#[test]
+fn a_full_table_of_kept_responses_makes_room_with_its_oldest() {
+    let mut w = World::with(1, 4, |c| c.completed = 3);
+    let mut alice = Lync::new("alice@example.com", "e1", udp());
+    alice.sign_in(&mut w);
+    let xml = format!("<?xml version=\"1.0\"?><GetCSTAFeatures xmlns=\"{NS}\"/>");
+    let mut sent = Vec::new();
+    for _ in 0..5 {
+        let answer = alice.info(&mut w, &xml[21..]);
+        let text = alice.request_text("INFO", &xml, &format!("z9hG4bK{}{}", alice.call_id, alice.cseq));
+        sent.push((text, only_response(&answer).as_bytes().to_vec()));
+    }
+    assert_eq!(w.gw.counters.completed_evicted, 3, "the INVITE's 200 and the first two answers");
+    // The newest three are still answered from the table, in any order.
+    for (text, answer) in sent[2..].iter().rev() {
+        assert_eq!(only_response(&w.send(udp(), text)).as_bytes(), answer.as_slice());
+    }
+    // An older one, evicted, is out of order now.
+    let old = w.send(udp(), &sent[0].0);
+    assert_eq!(only_response(&old).reason(), Some("Server Internal Error: CSeq out of order"));
+    // The newest, evicted by three OPTIONS, says what happened to it.
+    for i in 0..3 {
+        let options = format!(
+            "OPTIONS sip:ctigw@gw SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKo{i}\nFrom: <sip:alice@example.com>;tag=o\nTo: <sip:ctigw@gw>\nCall-ID: o{i}\nCSeq: 1 OPTIONS\n\n"
+        );
+        assert_eq!(only_response(&w.send(udp(), &options)).status_code(), Some(200));
+    }
+    let newest = w.send(udp(), &sent[4].0);
+    assert_eq!(
+        only_response(&newest).reason(),
+        Some("Server Internal Error: retransmission of a request already answered, its response no longer kept")
+    );
 }
