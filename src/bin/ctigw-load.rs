@@ -243,8 +243,12 @@ struct Load {
     tallies: HashMap<&'static str, Tally>,
     in_flight: usize,
     events: u64,
-    /// Calls cleared whose ConnectionClearedEvent has not come (yet).
-    awaiting_cleared: HashSet<String>,
+    /// Calls cleared (user, call id) whose ConnectionClearedEvent has not
+    /// come (yet).
+    awaiting_cleared: HashSet<(usize, String)>,
+    /// ConnectionClearedEvents that came before the answer to their
+    /// ClearConnection (events and answers travel independently).
+    cleared_early: HashSet<(usize, String)>,
     branch: u64,
     retransmissions: u64,
     /// ACKs sent again for a retransmitted 200.
@@ -364,7 +368,10 @@ impl Load {
                     self.events += 1;
                     if e.kind.name() == "ConnectionClearedEvent" {
                         if let Some(call) = e.connection.call {
-                            self.awaiting_cleared.remove(&call.to_string());
+                            let key = (u, call.to_string());
+                            if !self.awaiting_cleared.remove(&key) {
+                                self.cleared_early.insert(key);
+                            }
                         }
                     }
                 } else if let Csta::Event(_) = doc.message {
@@ -456,7 +463,10 @@ impl Load {
             (Step::Retrieve, _) => Step::Clear,
             (Step::Clear, refused) => {
                 if !refused {
-                    self.awaiting_cleared.insert(user.call.clone());
+                    let key = (u, user.call.clone());
+                    if !self.cleared_early.remove(&key) {
+                        self.awaiting_cleared.insert(key);
+                    }
                 }
                 Step::MakeCall
             }
@@ -541,6 +551,7 @@ fn run(o: Options) -> Result<bool, String> {
         in_flight: 0,
         events: 0,
         awaiting_cleared: HashSet::new(),
+        cleared_early: HashSet::new(),
         branch: 0,
         retransmissions: 0,
         acks_repeated: 0,
@@ -592,6 +603,12 @@ fn run(o: Options) -> Result<bool, String> {
                 }
             }
             if in_calls && !running {
+                continue;
+            }
+            // Sign out once the last call's ConnectionClearedEvent is in
+            // (events come in order), or 2 s after the load ended.
+            let waiting_for_events = stopping_at.is_some_and(|at| now.duration_since(at) < Duration::from_secs(2));
+            if user.step == Step::Bye && waiting_for_events && load.awaiting_cleared.contains(&(u, user.call.clone())) {
                 continue;
             }
             if in_calls {
