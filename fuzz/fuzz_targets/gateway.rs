@@ -207,6 +207,9 @@ struct World {
     sim: SimSlot,
     scripted: ScriptedSlot,
     stalled: [bool; 2],
+    /// The two TCP connections' transmit buffers are full: what may wait
+    /// is handed back to the gateway.
+    full: [bool; 2],
     dialogs: Vec<Option<Dialog>>,
     gw_requests: Vec<GwRequest>,
     auto_answer: bool,
@@ -345,6 +348,7 @@ impl World {
             },
             scripted: ScriptedSlot::default(),
             stalled: [false; 2],
+            full: [false; 2],
             dialogs: vec![None; DIALOGS],
             gw_requests: Vec::new(),
             auto_answer: flags & 2 != 0,
@@ -441,8 +445,12 @@ impl World {
             }
             while let Some(t) = self.gw.poll_transmit() {
                 moved = true;
-                let (to, bytes) = (t.to, t.bytes.to_vec());
-                self.sent_by_gateway(to, bytes);
+                let (to, bytes, deferrable) = (t.to, t.bytes.to_vec(), t.deferrable);
+                let full = to.transport.conn().filter(|c| (0..2).any(|i| self.full[i] && self.tcp[i].0 == *c));
+                match (deferrable, full) {
+                    (Some(d), Some(conn)) => self.gw.transmit_deferred(self.now, conn, d),
+                    _ => self.sent_by_gateway(to, bytes),
+                }
             }
             if self.auto_answer && !self.gw_requests.is_empty() {
                 moved = true;
@@ -699,6 +707,7 @@ impl World {
         let old = self.tcp[i].0;
         self.closed_conns.insert(old.0);
         self.tcp[i] = (ConnId(old.0 + 0x10000), Some(Box::new(StreamBuffer::new())));
+        self.full[i] = false;
         self.gw.tcp_closed(self.now, old);
         self.pump();
     }
@@ -1344,8 +1353,17 @@ impl World {
                 self.gw.set_trusted(trusted(t));
                 self.pump();
             }
-            _ => match input.below(5) {
+            _ => match input.below(6) {
                 0 => self.retransmit(),
+                5 => {
+                    let i = input.below(2);
+                    self.full[i] = !self.full[i];
+                    trace!("op tcp {i} transmit buffer full {}", self.full[i]);
+                    if !self.full[i] {
+                        self.gw.stream_drained(self.now, self.tcp[i].0);
+                    }
+                    self.pump();
+                }
                 1 => {
                     let code = input.pick(&[200, 481, 408, 503]);
                     self.answer_all(code);
@@ -1413,6 +1431,11 @@ impl World {
     fn finish(&mut self, flags: u8) {
         trace!("finish");
         self.stalled = [false; 2];
+        for i in 0..2 {
+            if std::mem::take(&mut self.full[i]) {
+                self.gw.stream_drained(self.now, self.tcp[i].0);
+            }
+        }
         let held = std::mem::take(&mut self.sim.held);
         self.sim.hold = false;
         self.deliver(held);
