@@ -1,0 +1,141 @@
+//! The gateway at its measured maximum for 60 s, with the real binaries on
+//! loopback and over TCP, as a Lync pool connects: every user on one
+//! connection, so the gateway's backpressure (event INFOs and node answers
+//! held back while the connection's transmit buffer is full, the next
+//! request taken only when its answer fits) carries the whole load.
+//!
+//! The maximum is measured first: the rate of a closed loop (64 requests in
+//! flight, the saturation), the latency at a tenth of it (the baseline),
+//! then offered rates from 85% of the saturation down in steps of 15% for
+//! 5 s each, until one is carried with nothing refused, lost or dropped
+//! and a p99 latency within four times the baseline's (not queueing). That
+//! rate is offered for a minute: latency stays bounded, every request is
+//! answered, every event relayed arrives, and afterwards every table is
+//! back to its idle count.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::admin;
+use common::gateway::{Gateway, config_text, free_port, scratch_dir};
+use common::sim::Sim;
+
+const USERS: usize = 200;
+
+fn load(gw: &Gateway, args: &[&str]) -> serde_json::Value {
+    let out = common::binary(env!("CARGO_BIN_EXE_ctigw-load"))
+        .args(["--gateway", &gw.sip.to_string(), "--transport", "tcp", "--users", &USERS.to_string(), "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+/// How much a counter grew between two readings of /metrics.
+fn grew(before: &HashMap<String, f64>, after: &HashMap<String, f64>, name: &str) -> f64 {
+    after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0)
+}
+
+/// Nothing refused, lost or dropped, every call's ConnectionClearedEvent
+/// in, and the p99 latency within `p99_bound` microseconds.
+fn clean(
+    report: &serde_json::Value,
+    before: &HashMap<String, f64>,
+    after: &HashMap<String, f64>,
+    p99_bound: u64,
+) -> bool {
+    report["p99_us"].as_u64().is_some_and(|p99| p99 <= p99_bound)
+        && report["lost"] == 0
+        && report["refused"] == 0
+        && report["signed_in"] == USERS
+        && report["cleared_events_missing"] == 0
+        && grew(before, after, "ctigw_sip_queue_drops_total") == 0.0
+        && grew(before, after, "ctigw_sip_messages_dropped_total") == 0.0
+}
+
+#[test]
+fn a_minute_at_the_measured_maximum_loses_nothing_and_drains() {
+    let dir = scratch_dir("max-load-lines");
+    let write =
+        common::binary(env!("CARGO_BIN_EXE_ctigw-load")).args(["--write-lines", &USERS.to_string()]).arg(&dir).status();
+    assert!(write.unwrap().success());
+    let sim_lines = dir.join("sim-lines.conf").display().to_string();
+    let sim_args = ["--lines", &sim_lines, "--outside", "answer=0"];
+    let sims = [Sim::start(&sim_args), Sim::start(&sim_args)];
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let default_lines = concat!(env!("CARGO_MANIFEST_DIR"), "/config/lines.conf");
+    let config = config_text(free_port(), &[sims[0].listen, sims[1].listen], &format!("[admin]\nlisten = {admin}"))
+        .replace(default_lines, &dir.join("lines.conf").display().to_string())
+        .replace("[log]\nlevel = info", "[log]\nlevel = warn");
+    let gw = Gateway::start("max-load", &config);
+    let up = Instant::now();
+    while admin::metrics(admin).get("ctigw_cti_nodes_up").copied() != Some(2.0) {
+        assert!(up.elapsed() < Duration::from_secs(10), "both nodes up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let idle = admin::metrics(admin);
+
+    let saturated = load(&gw, &["--window", "64", "--duration", "5"]);
+    let saturation = saturated["rate_per_s"].as_f64().unwrap();
+    assert_eq!(saturated["lost"], 0, "{saturated}");
+    let light = load(&gw, &["--rate", &(saturation / 10.0).floor().to_string(), "--window", "256", "--duration", "3"]);
+    let p99_bound = (4 * light["p99_us"].as_u64().unwrap()).max(5_000);
+    eprintln!("closed loop: {saturation:.0} requests/s; p99 at a tenth of it {} us", light["p99_us"]);
+    let mut offered = (saturation * 0.85).floor();
+    let maximum = loop {
+        assert!(offered >= 100.0, "no rate of 100/s or more is carried cleanly");
+        let before = admin::metrics(admin);
+        let probe = load(&gw, &["--rate", &offered.to_string(), "--window", "256", "--duration", "5"]);
+        if clean(&probe, &before, &admin::metrics(admin), p99_bound) {
+            break offered;
+        }
+        eprintln!("{offered:.0}/s is more than is carried cleanly: {probe}");
+        offered = (offered * 0.85).floor();
+    };
+    eprintln!("measured maximum {maximum:.0} requests/s (p99 within {p99_bound} us), offered for 60 s");
+
+    let before = admin::metrics(admin);
+    let run = load(&gw, &["--rate", &maximum.to_string(), "--window", "256", "--duration", "60"]);
+    let after = admin::metrics(admin);
+    eprintln!("{run}");
+    eprintln!(
+        "held back and sent later: {} messages; refused for an event backlog: {}",
+        grew(&before, &after, "ctigw_sip_deferred_total"),
+        grew(&before, &after, "ctigw_requests_refused_total{cause=\"event_backlog\"}")
+    );
+    assert_eq!(run["lost"], 0, "every request answered: {run}");
+    assert_eq!(run["refused"], 0, "{run}");
+    assert!(run["rate_per_s"].as_f64().unwrap() >= maximum * 0.95, "the offered rate was carried: {run}");
+    let p99 = run["p99_us"].as_u64().unwrap();
+    assert!(p99 < 100_000, "p99 {p99} us");
+    assert_eq!(run["cleared_events_missing"], 0, "{run}");
+    assert_eq!(grew(&before, &after, "ctigw_sip_queue_drops_total"), 0.0, "no message dropped");
+    assert_eq!(grew(&before, &after, "ctigw_sip_messages_dropped_total"), 0.0);
+    assert_eq!(grew(&before, &after, "ctigw_event_info_timeouts_total"), 0.0);
+    // Every event relayed arrived, but for at most one per user still on
+    // its way when that user signed out.
+    let relayed = grew(&before, &after, "ctigw_events_relayed_total");
+    let received = run["events"].as_f64().unwrap();
+    assert!(received <= relayed && relayed - received <= USERS as f64, "relayed {relayed}, received {received}");
+
+    // Back to idle: every table at its count before the load.
+    let drained = Instant::now();
+    loop {
+        let m = admin::metrics(admin);
+        let busy: Vec<(&String, &f64)> = m
+            .iter()
+            .filter(|(k, v)| k.starts_with("ctigw_table_in_use") && idle.get(*k).is_none_or(|idle| *v > idle))
+            .collect();
+        if m["ctigw_sessions_open"] == 0.0 && busy.is_empty() {
+            break;
+        }
+        assert!(drained.elapsed() < Duration::from_secs(45), "tables still in use: {busy:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("back to idle {} ms after the load ended", drained.elapsed().as_millis());
+}
