@@ -403,7 +403,7 @@ impl Switch {
                     return Err(ErrorCode::INVALID_OBJECT_STATE);
                 }
                 let destination = self.party_of(new_destination)?;
-                self.divert(now, id, at, destination, cause::REDIRECTED);
+                self.divert(now, id, at, destination, cause::REDIRECTED, 1);
                 respond(Response::Ack(Service::DeflectCall))
             }
             Request::GenerateDigits { connection, characters } => {
@@ -660,7 +660,7 @@ impl Switch {
                     .connections
                     .push(Connection { party, state: State::Alerting });
                 let at = self.calls[&id].connections.len() - 1;
-                return self.divert(now, id, at, target, cause::CALL_FORWARD_IMMEDIATE);
+                return self.divert(now, id, at, target, cause::CALL_FORWARD_IMMEDIATE, depth + 1);
             }
         }
         self.calls
@@ -746,8 +746,9 @@ impl Switch {
         }
     }
 
-    /// Sends the alerting party at `at` away to `target` (deflect, forward).
-    fn divert(&mut self, now: Instant, id: u32, at: usize, target: Party, why: Text<'static>) {
+    /// Sends the alerting party at `at` away to `target` (deflect, forward);
+    /// `depth` counts the diversions so far, so a forwarding loop ends.
+    fn divert(&mut self, now: Instant, id: u32, at: usize, target: Party, why: Text<'static>, depth: u8) {
         let me = Some(self.device_id(&self.calls[&id].connections[at].party));
         let to = Some(self.device_id(&target));
         let caller = self.calls[&id].connections.first().map(|c| self.device_id(&c.party));
@@ -756,7 +757,7 @@ impl Switch {
         self.emit(CallEventKind::Diverted, id, at, why, parts);
         let gone = self.calls.get_mut(&id).expect("diverting a call").connections.remove(at);
         self.timers.retain(|t| !(t.call == id && t.party == gone.party));
-        self.ring(now, id, target, 1);
+        self.ring(now, id, target, depth);
     }
 
     fn transfer(

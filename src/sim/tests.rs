@@ -423,3 +423,26 @@ fn node_sessions_heartbeats_and_silent_heartbeat_fault() {
 
     assert!(node.receive(now, link, b"\x01\x00garbage").is_err(), "a bad frame closes the link");
 }
+
+#[test]
+fn a_forwarding_loop_ends_after_a_few_diversions() {
+    // Found by the gateway fuzz target: bob forwards to carol and carol to
+    // bob, and ringing either recursed until the stack overflowed.
+    let mut r = Run::new();
+    r.monitor(1, ALICE);
+    for (from, to) in [(BOB, CAROL), (CAROL, BOB)] {
+        let forward = Some(ForwardingType::Immediate);
+        r.req(
+            1,
+            Request::SetForwarding {
+                device: t(from),
+                forwarding_type: forward,
+                activate: true,
+                forward_dn: Some(t(to)),
+            },
+        );
+    }
+    let out = r.req(1, Request::MakeCall { calling: t(ALICE), called: t(BOB), auto_originate: None });
+    assert!(out.iter().any(|o| o.contains("MakeCallResponse")), "{out:#?}");
+    assert!(out.last().unwrap().contains("DeliveredEvent m=4711 C-0001/"), "the call rings somewhere: {out:#?}");
+}
