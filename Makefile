@@ -121,6 +121,7 @@ deps:
 	@missing=""; \
 	command -v sipp >/dev/null 2>&1 || missing="$$missing sip-tester"; \
 	command -v tshark >/dev/null 2>&1 || missing="$$missing tshark"; \
+	command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ] || missing="$$missing kamailio"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "make deps: please install$$missing (Debian packages), or run as root"; exit 1; fi; \
 	  echo "make deps: installing$$missing"; \
@@ -152,9 +153,13 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-bench:
+# The codec benchmarks (criterion), then the gateway against Kamailio
+# (benches/kamailio.py), each section written into BENCHMARKS.md.
+bench: deps
 	$(CARGO) bench --locked --bench codec
 	python3 benches/report.py
+	$(CARGO) build --locked --release --bins
+	python3 benches/kamailio.py
 
 # cargo-fuzz drives libFuzzer; the project's stable toolchain is told to
 # accept the sanitizer flags it passes (RUSTC_BOOTSTRAP), so no nightly is needed.

@@ -6,6 +6,12 @@
 //! request's latency is recorded, every event INFO answered and counted;
 //! at the end everyone signs out with BYE.
 //!
+//! With `--requests features`, each signed-in user asks GetCSTAFeatures
+//! instead, which the gateway answers itself (no node, no events, no
+//! monitor): the SIP+CSTA path alone. A bodiless 200 counts as an answer
+//! there, so the same client measures a stateless SIP server (Kamailio's
+//! `sl_send_reply`) as the reference.
+//!
 //! All users share one UDP socket or one TCP connection, as a Lync pool
 //! front end does. `--write-lines N DIR` writes the line files that give
 //! the gateway and the simulator those users.
@@ -21,11 +27,11 @@ use ctigw::sip::{Frame, Message, StreamBuffer};
 
 const USAGE: &str = "\
 usage: ctigw-load [--gateway ADDR] [--transport tcp|udp] [--users N] [--rate PER_SECOND]
-                  [--duration SECONDS] [--window N] [--called TEL] [--json]
+                  [--duration SECONDS] [--window N] [--called TEL] [--requests calls|features] [--json]
        ctigw-load --write-lines N DIR    the gateway's and the simulator's line files for N load users
 
 defaults: --gateway 127.0.0.1:5060 --transport udp --users 10 --rate 0 (as fast as the window allows)
-          --duration 10 --window 64 --called tel:+18005550100 (an outside number)";
+          --duration 10 --window 64 --called tel:+18005550100 (an outside number) --requests calls";
 
 const NS: &str = "http://www.ecma-international.org/standards/ecma-323/csta/ed3";
 /// A request not answered within this is lost.
@@ -57,6 +63,8 @@ struct Options {
     duration: Duration,
     window: usize,
     called: String,
+    /// GetCSTAFeatures only, answered by the gateway itself.
+    features: bool,
     json: bool,
 }
 
@@ -69,6 +77,7 @@ fn parse_args() -> Result<Option<Options>, String> {
         duration: Duration::from_secs(10),
         window: 64,
         called: "tel:+18005550100".into(),
+        features: false,
         json: false,
     };
     let mut args = std::env::args().skip(1);
@@ -84,6 +93,13 @@ fn parse_args() -> Result<Option<Options>, String> {
             }
             "--window" => o.window = value()?.parse().map_err(|e| format!("--window: {e}"))?,
             "--called" => o.called = value()?,
+            "--requests" => {
+                o.features = match value()?.as_str() {
+                    "calls" => false,
+                    "features" => true,
+                    other => return Err(format!("--requests: calls or features, not {other:?}")),
+                }
+            }
             "--json" => o.json = true,
             "--write-lines" => {
                 let n: usize = value()?.parse().map_err(|e| format!("--write-lines: {e}"))?;
@@ -106,6 +122,7 @@ fn parse_args() -> Result<Option<Options>, String> {
 enum Step {
     Invite,
     Monitor,
+    Features,
     MakeCall,
     Hold,
     Retrieve,
@@ -318,6 +335,7 @@ impl Load {
                 );
                 self.request(u, "INFO", &body)
             }
+            Step::Features => self.request(u, "INFO", &format!("<GetCSTAFeatures xmlns=\"{NS}\"/>")),
             Step::MakeCall => {
                 let body = format!(
                     "<MakeCall xmlns=\"{NS}\"><callingDevice>{line}</callingDevice><calledDirectoryNumber>{}</calledDirectoryNumber></MakeCall>",
@@ -347,6 +365,7 @@ impl Load {
         match step {
             Step::Invite => "INVITE",
             Step::Monitor => "MonitorStart",
+            Step::Features => "GetCSTAFeatures",
             Step::MakeCall => "MakeCall",
             Step::Hold => "HoldCall",
             Step::Retrieve => "RetrieveCall",
@@ -449,7 +468,9 @@ impl Load {
         }
         let user = &mut self.users[u];
         user.step = match (step, refused) {
+            (Step::Invite, false) if self.o.features => Step::Features,
             (Step::Invite, false) => Step::Monitor,
+            (Step::Features, _) => Step::Features,
             (Step::Invite, true) => Step::Done,
             (Step::Monitor, _) => Step::MakeCall,
             (Step::MakeCall, false) => {
@@ -592,7 +613,8 @@ fn run(o: Options) -> Result<bool, String> {
             if user.in_flight.is_some() || user.step == Step::Done {
                 continue;
             }
-            let in_calls = matches!(user.step, Step::MakeCall | Step::Hold | Step::Retrieve | Step::Clear);
+            let in_calls =
+                matches!(user.step, Step::Features | Step::MakeCall | Step::Hold | Step::Retrieve | Step::Clear);
             if signing_in && in_calls {
                 continue; // everyone signs in before the calls start
             }
@@ -650,7 +672,7 @@ fn run(o: Options) -> Result<bool, String> {
         t.latencies_us.sort_unstable();
         lost += t.lost;
         refused += t.csta_errors + t.sip_errors;
-        if matches!(*kind, "MakeCall" | "HoldCall" | "RetrieveCall" | "ClearConnection") {
+        if matches!(*kind, "GetCSTAFeatures" | "MakeCall" | "HoldCall" | "RetrieveCall" | "ClearConnection") {
             all.extend_from_slice(&t.latencies_us);
         }
         kinds.push(format!(
