@@ -69,16 +69,16 @@ impl CtiHost for Host {
             while let Some(incoming) = nodes.next_incoming(now, slot) {
                 match incoming {
                     Incoming::Handled => {}
-                    Incoming::Response { tag, result, .. } => answers.push((
+                    Incoming::Response { tag, body } => answers.push((
                         tag.0,
-                        match result.map(|d| d.message) {
+                        match ctigw::csta::parse(body).map(|d| d.message) {
                             Ok(Message::Response(r)) => r.service().response_name().to_string(),
                             Ok(Message::Error(code)) => format!("error {code}"),
                             other => format!("{other:?}"),
                         },
                     )),
-                    Incoming::Event { doc, .. } => {
-                        let name = match doc.message {
+                    Incoming::Event { body } => {
+                        let name = match ctigw::csta::parse(body).expect("the node's events parse").message {
                             Message::Event(e) => e.name().to_string(),
                             other => format!("{other:?}"),
                         };

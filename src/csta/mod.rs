@@ -73,6 +73,30 @@ pub struct Document<'a> {
     pub message: Message<'a>,
 }
 
+/// The local name of a document's root element, found without parsing
+/// the document: after an XML declaration, comments and white space, the
+/// first start tag's name without its prefix. `None` when there is none.
+/// Lets a CTI link tell its own session messages from what it hands up
+/// without parsing everything twice.
+pub fn root_name(xml: &[u8]) -> Option<&str> {
+    let mut rest = xml.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(xml);
+    loop {
+        let start = rest.iter().position(|&b| !b.is_ascii_whitespace())?;
+        rest = &rest[start..];
+        if rest.starts_with(b"<?") {
+            rest = &rest[rest.windows(2).position(|w| w == b"?>")? + 2..];
+        } else if rest.starts_with(b"<!--") {
+            rest = &rest[rest.windows(3).position(|w| w == b"-->")? + 3..];
+        } else {
+            break;
+        }
+    }
+    let tag = rest.strip_prefix(b"<")?;
+    let end = tag.iter().position(|&b| b.is_ascii_whitespace() || b == b'/' || b == b'>')?;
+    let name = core::str::from_utf8(&tag[..end]).ok()?;
+    Some(name.rsplit_once(':').map_or(name, |(_, local)| local))
+}
+
 /// Parses one CSTA XML document.
 ///
 /// CSTA messages must be in the ECMA-323 ed3 or ed4 namespace. Application

@@ -369,3 +369,17 @@ fn controlled_devices_name_what_must_be_authorised() {
     assert_eq!(devices(Request::HoldCall { call: ConnectionId { call: Some(t("C-1")), device: None } }), [None]);
     assert!(devices(Request::MonitorStop { monitor: t("1") }).is_empty());
 }
+
+#[test]
+fn the_root_name_is_found_without_parsing() {
+    use super::root_name;
+    assert_eq!(root_name(b"<ApplicationSessionTerminated xmlns=\"x\"/>"), Some("ApplicationSessionTerminated"));
+    assert_eq!(
+        root_name(b"\xEF\xBB\xBF<?xml version=\"1.0\"?>\r\n<!-- a -->\n<csta:DeliveredEvent xmlns:csta=\"x\">"),
+        Some("DeliveredEvent")
+    );
+    assert_eq!(root_name(b"<MakeCallResponse>"), Some("MakeCallResponse"));
+    for nothing in [&b""[..], b"   ", b"<?xml", b"<!-- open", b"text", b"<unended"] {
+        assert_eq!(root_name(nothing), None, "{:?}", String::from_utf8_lossy(nothing));
+    }
+}

@@ -281,6 +281,11 @@ impl Link {
         self.namespace
     }
 
+    /// Counts a document of the node's that the caller could not parse.
+    pub(crate) fn malformed(&mut self) {
+        self.counters.malformed += 1;
+    }
+
     pub(crate) fn counters(&self) -> &Counters {
         &self.counters
     }
@@ -520,15 +525,19 @@ impl Link {
             }
         };
         consume.consume(used);
-        let parsed = csta::parse(frame.body);
         if frame.invoke_id.is_event() {
             self.counters.events += 1;
-            return Some(match parsed {
-                Ok(doc) if matches!(doc.message, Message::Session(SessionMessage::Terminated { .. })) => {
+            // Events go up unparsed (the caller parses them); only the
+            // link's own session notice is looked at here.
+            if csta::root_name(frame.body) != Some("ApplicationSessionTerminated") {
+                return Some(Incoming::Event { body: frame.body });
+            }
+            return Some(match csta::parse(frame.body).map(|d| d.message) {
+                Ok(Message::Session(SessionMessage::Terminated { .. })) => {
                     self.go_down(now, ctx, DownReason::SessionTerminated);
                     Incoming::Handled
                 }
-                Ok(doc) => Incoming::Event { doc, body: frame.body },
+                Ok(_) => Incoming::Event { body: frame.body },
                 Err(_) => {
                     self.counters.malformed += 1;
                     Incoming::Handled
@@ -543,13 +552,10 @@ impl Link {
         match request.purpose {
             Purpose::Caller(tag) => {
                 self.counters.responses += 1;
-                if parsed.is_err() {
-                    self.counters.malformed += 1;
-                }
-                Some(Incoming::Response { tag, result: parsed, body: frame.body })
+                Some(Incoming::Response { tag, body: frame.body })
             }
             Purpose::StartSession => {
-                match parsed.map(|d| d.message) {
+                match csta::parse(frame.body).map(|d| d.message) {
                     Ok(Message::Session(SessionMessage::Started { session_id, protocol_version, .. })) => {
                         self.session_id.clear();
                         match session_id.as_str().map(|id| self.session_id.push_str(id)) {
@@ -566,7 +572,7 @@ impl Link {
                 Some(Incoming::Handled)
             }
             Purpose::Heartbeat => {
-                match parsed.map(|d| d.message) {
+                match csta::parse(frame.body).map(|d| d.message) {
                     Ok(Message::Session(SessionMessage::Refused { .. })) => {
                         self.go_down(now, ctx, DownReason::SessionRefused);
                     }

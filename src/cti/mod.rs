@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use heapless::Deque;
 
-use crate::csta::{self, ErrorCode, Namespace, Request};
+use crate::csta::{ErrorCode, Namespace, Request};
 use crate::outbuf::{OutBuf, Overflow};
 use crate::recvbuf::RecvBuf;
 pub use frame::{FrameError, InvokeId};
@@ -214,19 +214,16 @@ pub enum CtiEvent {
 #[derive(Debug)]
 pub enum Incoming<'a> {
     /// The answer to a caller's request: a response, a CSTAErrorCode, or a
-    /// document that did not parse.
+    /// document that does not parse (the caller parses it, once, and
+    /// reports one that does not with [`Nodes::malformed`]).
     Response {
         /// The caller's tag.
         tag: RequestTag,
-        /// The document.
-        result: Result<csta::Document<'a>, csta::Error>,
         /// The document's bytes.
         body: &'a [u8],
     },
-    /// An event for a monitor.
+    /// An event for a monitor (the caller parses it, as for a response).
     Event {
-        /// The document.
-        doc: csta::Document<'a>,
         /// The document's bytes.
         body: &'a [u8],
     },
@@ -448,6 +445,11 @@ impl Nodes {
     /// The counters of `slot`.
     pub fn counters(&self, slot: SlotId) -> &Counters {
         self.links[slot.index()].counters()
+    }
+
+    /// The caller found a document the node of `slot` sent malformed.
+    pub fn malformed(&mut self, slot: SlotId) {
+        self.links[slot.index()].malformed();
     }
 
     /// Requests outstanding on `slot`.

@@ -90,9 +90,11 @@ impl Harness {
         while let Some(inc) = self.nodes.next_incoming(now, slot) {
             out.push(match inc {
                 Incoming::Handled => continue,
-                Incoming::Event { doc, .. } => format!("event {:?}", doc.message),
-                Incoming::Response { tag, result: Ok(doc), .. } => format!("response {} {:?}", tag.0, doc.message),
-                Incoming::Response { tag, result: Err(e), .. } => format!("response {} error {e}", tag.0),
+                Incoming::Event { body } => format!("event {:?}", crate::csta::parse(body).unwrap().message),
+                Incoming::Response { tag, body } => match crate::csta::parse(body) {
+                    Ok(doc) => format!("response {} {:?}", tag.0, doc.message),
+                    Err(e) => format!("response {} error {e}", tag.0),
+                },
             });
         }
         out

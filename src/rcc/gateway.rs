@@ -1322,18 +1322,21 @@ impl Gateway {
     }
 
     /// A node answered (or could not answer) a relayed request.
-    fn node_answered(&mut self, tag: RequestTag, answer: Result<&[u8], ErrorCode<'static>>) {
+    /// True when the node's document did not parse (the caller counts it).
+    fn node_answered(&mut self, tag: RequestTag, answer: Result<&[u8], ErrorCode<'static>>) -> bool {
+        let mut malformed = false;
         if tag.0 >= INTERNAL {
-            return; // the gateway's own MonitorStop
+            return malformed; // the gateway's own MonitorStop
         }
         let p = Handle::unpack(tag.0);
-        let Some(pending) = self.pending.get_mut(p) else { return };
+        let Some(pending) = self.pending.get_mut(p) else { return malformed };
         // The stored request is moved out while it is answered: the
         // answer needs the whole gateway. Taking a boxed slice does not allocate.
         let request = core::mem::take(&mut pending.request);
         let (len, from, session, namespace) = (pending.len, pending.from, pending.session, pending.namespace);
         if let Ok(m) = Message::parse(&request[..len]) {
             let answer_doc = answer.map(csta::parse);
+            malformed = matches!(answer_doc, Ok(Err(_)));
             let message = match &answer_doc {
                 Ok(Ok(doc)) => Some(&doc.message),
                 _ => None,
@@ -1376,11 +1379,15 @@ impl Gateway {
             pending.request = request;
         }
         self.pending.free(p);
+        malformed
     }
 
     /// An event from the node in `slot`: to the session that monitors it.
     fn node_event(&mut self, slot: SlotId, body: &[u8]) {
-        let Ok(doc) = csta::parse(body) else { return };
+        let Ok(doc) = csta::parse(body) else {
+            self.nodes.malformed(slot);
+            return;
+        };
         let Csta::Event(event) = &doc.message else { return };
         let mut scratch = [0u8; 64];
         let Ok(xref) = event.monitor().unescape_into(&mut scratch) else { return };
@@ -1740,7 +1747,9 @@ impl Gateway {
             log_event(&event);
             match event {
                 CtiEvent::NodeUp { slot, connection_id } => self.node_up(slot, connection_id),
-                CtiEvent::RequestFailed { tag, failure, .. } => self.node_answered(tag, Err(failure.error_code())),
+                CtiEvent::RequestFailed { tag, failure, .. } => {
+                    self.node_answered(tag, Err(failure.error_code()));
+                }
                 _ => {}
             }
         }
@@ -1801,7 +1810,11 @@ impl CtiHost for Gateway {
                     }
                 };
                 match what {
-                    Some(tag) => self.node_answered(tag, Ok(&inbox[..len])),
+                    Some(tag) => {
+                        if self.node_answered(tag, Ok(&inbox[..len])) {
+                            self.nodes.malformed(slot);
+                        }
+                    }
                     None => self.node_event(slot, &inbox[..len]),
                 }
             }
