@@ -1115,6 +1115,11 @@ impl Gateway {
         let require_timer = se.is_some() && m.supports("timer");
         let status = Response::SystemStatus(if up { SystemStatus::Normal } else { SystemStatus::Disabled });
         let extra = |w: &mut MessageWriter<'_>| {
+            // RFC 3261 12.1.1: the proxies that record-routed (a load
+            // balancer in front of several gateways) learn the route set.
+            for header in m.headers().filter(|h| h.kind == HeaderName::RecordRoute) {
+                w.header_bytes("Record-Route", header.value)?;
+            }
             w.header_fmt("Contact", format_args!("<{contact}>"))?;
             w.header("Allow", ALLOW)?.header("Supported", "timer")?;
             if let Some(se) = se {

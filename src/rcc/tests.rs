@@ -381,6 +381,8 @@ fn sign_in_features_monitor_make_call_and_the_events() {
     assert_eq!(ok.status_code(), Some(200));
     assert!(ok.to().unwrap().tag().is_some());
     assert_eq!(ok.contact().unwrap().unwrap().uri, "sip:gw.example.com:5060;transport=udp");
+    let record_route: Vec<_> = ok.name_addrs(sip::HeaderName::RecordRoute).map(|r| r.unwrap().uri).collect();
+    assert_eq!(record_route, ["sip:pool.example.com;lr"], "RFC 3261 12.1.1: copied into the 2xx");
     assert_eq!(body_of(ok), Csta::Response(Response::SystemStatus(csta::SystemStatus::Normal)));
     assert_eq!(ok.single(sip::HeaderName::SessionExpires).unwrap(), Some("1800;refresher=uac"));
     assert!(ok.requires("timer"));
