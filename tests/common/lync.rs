@@ -26,6 +26,12 @@ pub struct Lync {
     call_id: String,
     gw_tag: String,
     cseq: u32,
+    /// Through a proxy that record-routes (Kamailio): the gateway's Contact
+    /// and the route set, for requests in the dialog.
+    target: Option<String>,
+    routes: Vec<String>,
+    /// Dialogs opened so far (a fresh one gets a fresh Call-ID).
+    dialogs: u32,
 }
 
 impl Lync {
@@ -55,7 +61,35 @@ impl Lync {
             Link::Tls(s, _) => s.sock.local_addr().unwrap(),
         };
         let call_id = format!("{}-{}-{}", user.split('@').next().unwrap_or("u"), local.port(), std::process::id());
-        Lync { link, gateway, local, user: user.into(), call_id, gw_tag: String::new(), cseq: 0 }
+        Lync {
+            link,
+            gateway,
+            local,
+            user: user.into(),
+            call_id,
+            gw_tag: String::new(),
+            cseq: 0,
+            target: None,
+            routes: Vec::new(),
+            dialogs: 0,
+        }
+    }
+
+    /// Forgets the dialog: the next sign-in opens a new one (new Call-ID),
+    /// as Lync does after its session failed.
+    pub fn new_dialog(&mut self) {
+        self.dialogs += 1;
+        self.call_id = format!("{}~{}", self.call_id.split('~').next().unwrap_or(""), self.dialogs);
+        self.gw_tag.clear();
+        self.cseq = 0;
+        self.target = None;
+        self.routes.clear();
+    }
+
+    /// The gateway's Contact URI in the dialog's 200, when it came through
+    /// a record-routing proxy.
+    pub fn target(&self) -> Option<&str> {
+        self.target.as_deref()
     }
 
     fn transport(&self) -> &'static str {
@@ -115,13 +149,23 @@ impl Lync {
         }
     }
 
-    /// The next response (requests the gateway sends meanwhile are
+    /// The next final response (requests the gateway sends meanwhile are
     /// answered with 200, as Lync does).
     fn response(&mut self) -> String {
+        self.response_within(Duration::from_secs(5)).expect("a response within 5 s")
+    }
+
+    /// The next final response within `limit`, if one comes.
+    pub fn response_within(&mut self, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
         loop {
-            let m = self.receive(Duration::from_secs(5)).expect("a response within 5 s");
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let m = self.receive(left)?;
+            if m.starts_with("SIP/2.0 1") {
+                continue;
+            }
             if m.starts_with("SIP/2.0 ") {
-                return m;
+                return Some(m);
             }
             self.answer(&m, 200);
         }
@@ -132,8 +176,18 @@ impl Lync {
             self.cseq += 1;
         }
         let content = if body.is_empty() { String::new() } else { "Content-Type: application/csta+xml\r\n".into() };
+        let in_dialog = !to_tag.is_empty() && method != "INVITE";
+        let uri = match (&self.target, in_dialog) {
+            (Some(target), true) => target.clone(),
+            _ => format!("sip:ctigw@{}", self.gateway),
+        };
+        let routes: String = match in_dialog {
+            true => self.routes.iter().map(|r| format!("Route: {r}\r\n")).collect(),
+            false => String::new(),
+        };
+        let extra = format!("{routes}{extra}");
         format!(
-            "{method} sip:ctigw@{gw} SIP/2.0\r\nVia: SIP/2.0/{t} {l};branch=z9hG4bK{c}{cs}{method}\r\nMax-Forwards: 70\r\n\
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/{t} {l};branch=z9hG4bK{c}{cs}{method}\r\nMax-Forwards: 70\r\n\
              From: <sip:{u}>;tag={c}-tag\r\nTo: <sip:ctigw@{gw}>{to_tag}\r\nCall-ID: {c}\r\nCSeq: {cs} {method}\r\n\
              Contact: <sip:{u}@{l};transport={tl}>\r\n{extra}{content}Content-Length: {len}\r\n\r\n{body}",
             gw = self.gateway,
@@ -172,6 +226,16 @@ impl Lync {
         let status = status_of(&response);
         if status == 200 {
             self.gw_tag = header(&response, "To").and_then(|to| to.split(";tag=").nth(1)).unwrap_or("").to_string();
+            // Through a record-routing proxy: the route set (the
+            // Record-Route entries in reverse) and the gateway's Contact.
+            let mut routes: Vec<String> =
+                headers(&response, "Record-Route").flat_map(|v| v.split(',')).map(|r| r.trim().to_string()).collect();
+            if !routes.is_empty() {
+                routes.reverse();
+                self.routes = routes;
+                self.target = header(&response, "Contact")
+                    .map(|c| c.trim_start_matches('<').split('>').next().unwrap_or(c).to_string());
+            }
         }
         let ack = self.request("ACK", &format!(";tag={}", self.gw_tag), "", "");
         self.send(&ack);
@@ -181,6 +245,21 @@ impl Lync {
     /// An INFO carrying `xml` in the dialog; returns its status.
     pub fn info(&mut self, xml: &str) -> u16 {
         status_of(&self.info_response(xml))
+    }
+
+    /// GetCSTAFeatures in the dialog: its status if answered within
+    /// `limit`, else `None`.
+    pub fn features_within(&mut self, limit: Duration) -> Option<u16> {
+        self.send_features();
+        self.response_within(limit).map(|r| status_of(&r))
+    }
+
+    /// Sends GetCSTAFeatures in the dialog without waiting for the answer
+    /// (many users at once); [`Lync::response_within`] reads it.
+    pub fn send_features(&mut self) {
+        let info =
+            self.request("INFO", &format!(";tag={}", self.gw_tag), "", &format!("<GetCSTAFeatures xmlns=\"{NS}\"/>"));
+        self.send(&info);
     }
 
     /// An INFO carrying `xml` in the dialog; returns the whole response.
