@@ -90,17 +90,6 @@ fn call_element(service: Service) -> Option<&'static str> {
     }
 }
 
-/// The ECMA-323 service lists, in their sequence order.
-const SERVICE_LISTS: [&str; 7] = [
-    "capExchangeServList",
-    "systemStatServList",
-    "monitoringServList",
-    "snapshotServList",
-    "callControlServList",
-    "callAssociatedServList",
-    "logicalServList",
-];
-
 /// The events the gateway relays, announced in GetCSTAFeaturesResponse.
 const CALL_CONTROL_EVENTS: [&str; 11] = [
     "conferenced",
@@ -234,16 +223,21 @@ impl<'a> Response<'a> {
 
 fn write_features(x: &mut XmlWriter<'_, '_>, services: Services) -> Result<(), Overflow> {
     x.open("supportedServices")?;
-    for list in SERVICE_LISTS {
-        let mut in_list = services.iter().filter(|s| s.feature_list() == list).peekable();
-        if in_list.peek().is_none() {
-            continue;
+    // Service::ALL keeps each list's services together, in list order.
+    let mut open: Option<&str> = None;
+    for service in services.iter() {
+        let list = service.feature_list();
+        if open != Some(list) {
+            if let Some(previous) = open {
+                x.close(previous)?;
+            }
+            x.open(list)?;
+            open = Some(list);
         }
-        x.open(list)?;
-        for service in in_list {
-            x.empty(service.feature_name())?;
-        }
-        x.close(list)?;
+        x.empty(service.feature_name())?;
+    }
+    if let Some(last) = open {
+        x.close(last)?;
     }
     x.close("supportedServices")?;
     x.open("supportedEvents")?.open("callControlEvtsList")?;

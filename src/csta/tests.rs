@@ -383,3 +383,24 @@ fn the_root_name_is_found_without_parsing() {
         assert_eq!(root_name(nothing), None, "{:?}", String::from_utf8_lossy(nothing));
     }
 }
+
+#[test]
+fn service_all_keeps_each_feature_list_together_in_the_lists_order() {
+    // write_features relies on it to write each list once, in order.
+    let mut lists: Vec<&str> = Service::ALL.iter().map(|s| s.feature_list()).collect();
+    lists.dedup();
+    let mut unique = lists.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(lists.len(), unique.len(), "a list split in two: {lists:?}");
+    let ecma_323_order = [
+        "capExchangeServList",
+        "systemStatServList",
+        "monitoringServList",
+        "snapshotServList",
+        "callControlServList",
+        "callAssociatedServList",
+        "logicalServList",
+    ];
+    assert_eq!(lists, ecma_323_order, "in the order ECMA-323 lists them");
+}

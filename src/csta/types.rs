@@ -280,8 +280,9 @@ impl Service {
         Service::ALL.into_iter().find(|s| s.feature_name() == name)
     }
 
+    /// Its bit in a [`Services`] set (its declaration order; at most 32).
     fn bit(self) -> u32 {
-        1 << Service::ALL.iter().position(|&s| s == self).expect("listed")
+        1 << self as u32
     }
 }
 
