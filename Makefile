@@ -153,13 +153,16 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-# The codec benchmarks (criterion), then the gateway against Kamailio
-# (benches/kamailio.py), each section written into BENCHMARKS.md.
+# The codec benchmarks (criterion), instruction counts of one request
+# (callgrind), the gateway against Kamailio, then the gateway's storm,
+# saturation, latency and memory; each writes its section of BENCHMARKS.md.
 bench: deps
 	$(CARGO) bench --locked --bench codec
 	python3 benches/report.py
+	python3 benches/instructions.py
 	$(CARGO) build --locked --release --bins
 	python3 benches/kamailio.py
+	python3 benches/gateway.py
 
 # cargo-fuzz drives libFuzzer; the project's stable toolchain is told to
 # accept the sanitizer flags it passes (RUSTC_BOOTSTRAP), so no nightly is needed.

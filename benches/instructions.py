@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Instruction counts of one request through the gateway core, for `make
+bench`: benches/instructions.rs under `valgrind --tool=callgrind`, run
+with N = 0 and N = 10,000 requests; the difference over 10,000 is one
+request (parse, route, write), free of the boot and of the noise that
+times carry. Appends its section to BENCHMARKS.md."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+from kamailio import ROOT
+
+N = 10_000
+
+
+def bench_binary():
+    out = subprocess.run(
+        ["cargo", "bench", "--locked", "--bench", "instructions", "--no-run", "--message-format=json"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    for line in out.stdout.splitlines():
+        message = json.loads(line)
+        if message.get("reason") == "compiler-artifact" and message.get("target", {}).get("name") == "instructions":
+            if message.get("executable"):
+                return message["executable"]
+    sys.exit("no instructions bench binary")
+
+
+def instructions(binary, kind, n):
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", binary, kind, str(n)],
+        capture_output=True, text=True, check=True,
+    )
+    return int(re.search(r"Collected : (\d+)", out.stderr).group(1))
+
+
+def main():
+    if not shutil.which("valgrind"):
+        sys.exit("valgrind is not installed (Debian: valgrind)")
+    binary = bench_binary()
+    rows = []
+    for kind, what in [("features", "GetCSTAFeatures, answered by the gateway (parse, route, write the 200)"),
+                       ("relayed", "GetDoNotDisturb relayed to a node and answered (gateway and simulated node)")]:
+        per_request = (instructions(binary, kind, N) - instructions(binary, kind, 0)) / N
+        rows.append(f"| {what} | {per_request:,.0f} |")
+    lines = [
+        "",
+        "## Instructions per request (callgrind)",
+        "",
+        f"`benches/instructions.py`: the sans-IO core in memory, one user over UDP, (count with {N:,} "
+        "INFOs - count with none) / " + f"{N:,}" + "; repeatable where times are not.",
+        "",
+        "| request | instructions |",
+        "|---|---:|",
+        *rows,
+        "",
+    ]
+    text = "\n".join(lines)
+    with open(ROOT / "BENCHMARKS.md", "a") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
