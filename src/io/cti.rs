@@ -7,7 +7,7 @@
 //! into the core, [`Pump::run`] carries out its link actions and wakes the
 //! writers and the timer. The tasks never decide anything themselves.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
@@ -94,6 +94,8 @@ pub struct Pump {
     orders: [Sender<Order>; MAX_NODES],
     writers: [Sender<()>; MAX_NODES],
     timer: Sender<()>,
+    /// The deadline the timer task sleeps until (`None`: no deadline).
+    armed: Cell<Option<Instant>>,
 }
 
 impl Pump {
@@ -113,7 +115,11 @@ impl Pump {
                 let _ = writer.try_send(());
             }
         }
-        let _ = self.timer.try_send(());
+        // The timer task is woken only for a deadline earlier than the
+        // one it sleeps until: a later one it finds when it wakes.
+        if host.cti_deadline().is_some_and(|d| self.armed.get().is_none_or(|armed| d < armed)) {
+            let _ = self.timer.try_send(());
+        }
     }
 }
 
@@ -133,7 +139,7 @@ pub fn spawn<H: CtiHost + 'static>(ex: &Rc<LocalExecutor<'static>>, host: Rc<Ref
         tx
     });
     let (timer, timer_rx) = bounded(1);
-    let pump = Rc::new(Pump { orders, writers, timer });
+    let pump = Rc::new(Pump { orders, writers, timer, armed: Cell::new(None) });
     for (i, (orders, wake)) in order_rx.into_iter().zip(writer_rx).enumerate() {
         let slot = SlotId::new(i).expect("index below MAX_NODES");
         ex.spawn(link_task(ex.clone(), slot, host.clone(), pump.clone(), orders, wake)).detach();
@@ -145,6 +151,7 @@ pub fn spawn<H: CtiHost + 'static>(ex: &Rc<LocalExecutor<'static>>, host: Rc<Ref
 async fn timer_task<H: CtiHost>(host: Rc<RefCell<H>>, pump: Rc<Pump>, wake: Receiver<()>) {
     loop {
         let deadline = host.borrow().cti_deadline();
+        pump.armed.set(deadline);
         let sleep = async {
             match deadline {
                 Some(at) => {
