@@ -17,14 +17,13 @@ it is the gateway and the loopback). Appends its section to BENCHMARKS.md.
 import json
 import pathlib
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-from kamailio import BIN, ROOT, free_port, wait_udp
+from rig import BIN, ROOT, append_section, start_gateway, stop
 
 STORM_USERS = 10_000
 
@@ -55,29 +54,7 @@ def main():
     subprocess.run([BIN / "ctigw-load", "--write-lines", str(users), scratch], check=True)
     procs = []
     try:
-        sims = []
-        for _ in range(2):
-            port = free_port()
-            sims.append(port)
-            sim = subprocess.Popen(
-                [BIN / "ctigw-sim", "--listen", f"127.0.0.1:{port}", "--control", f"127.0.0.1:{free_port()}",
-                 "--lines", scratch / "sim-lines.conf", "--outside", "answer=0"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            )
-            procs.append(sim)
-            while not sim.stdout.readline().startswith("CONTROL"):  # listening once it says so
-                pass
-        gw_port = free_port()
-        (scratch / "ctigw.conf").write_text(
-            f"[sip]\nlisten = 127.0.0.1:{gw_port}\nhost = 127.0.0.1\ntrusted = 127.0.0.1\n"
-            f"[cti]\nnode = 127.0.0.1:{sims[0]}\nnode = 127.0.0.1:{sims[1]}\n"
-            f"[admin]\nlisten = off\n[log]\nlevel = warn\n[lines]\nfile = {scratch / 'lines.conf'}\n"
-        )
-        gw = subprocess.Popen([BIN / "ctigw", "--config", scratch / "ctigw.conf"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(gw)
-        wait_udp(gw_port)
-        time.sleep(1.5)  # both CTI links up
+        gw, gw_port = start_gateway(scratch, procs)
         idle_rss = rss_kib(gw.pid)
 
         storm = load(gw_port, "--users", str(STORM_USERS), "--window", "128", "--duration", "1")
@@ -100,13 +77,7 @@ def main():
         done.set()
         sampler.join()
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
         shutil.rmtree(scratch, ignore_errors=True)
 
     for name, r in [("storm", storm), ("saturation", saturated), ("half", half), ("full", full)]:
@@ -132,10 +103,7 @@ def main():
         f"| resident memory, all {users} sessions open | {peak[0]} KiB | {full['signed_in']} signed in, peak |",
         "",
     ]
-    text = "\n".join(lines)
-    with open(ROOT / "BENCHMARKS.md", "a") as f:
-        f.write(text)
-    print(text)
+    append_section(lines)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 
-from kamailio import ROOT
+from rig import ROOT, append_section
 
 N = 10_000
 
@@ -58,10 +58,7 @@ def main():
         *rows,
         "",
     ]
-    text = "\n".join(lines)
-    with open(ROOT / "BENCHMARKS.md", "a") as f:
-        f.write(text)
-    print(text)
+    append_section(lines)
 
 
 if __name__ == "__main__":

@@ -23,28 +23,18 @@ Appends its section to BENCHMARKS.md (report.py writes the file first).
 import json
 import os
 import pathlib
-import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-BIN = ROOT / "target" / "release"
+from rig import BIN, ROOT, append_section, free_port, start_gateway, stop, wait_udp
+
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 RUN_SECONDS = int(os.environ.get("RUN_SECONDS", "8"))
 USERS = 100
 WINDOW = 16
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_ns(pids):
@@ -68,26 +58,6 @@ def process_tree(root):
         except FileNotFoundError:
             pass
     return pids
-
-
-def wait_udp(port, limit=10.0):
-    """Until an OPTIONS to 127.0.0.1:port is answered."""
-    options = (
-        f"OPTIONS sip:ping@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bKping\r\n"
-        "From: <sip:bench@127.0.0.1>;tag=b\r\nTo: <sip:ping@127.0.0.1>\r\nCall-ID: ping\r\nCSeq: 1 OPTIONS\r\n"
-        "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-    ).encode()
-    deadline = time.time() + limit
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.2)
-        while time.time() < deadline:
-            s.sendto(options, ("127.0.0.1", port))
-            try:
-                s.recv(4096)
-                return
-            except OSError:
-                time.sleep(0.1)
-    sys.exit(f"nothing answers on 127.0.0.1:{port}")
 
 
 def load(port, requests, pids):
@@ -121,40 +91,15 @@ def main():
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         procs.append(kam)
-        sims = []
-        for _ in range(2):
-            port = free_port()
-            sims.append(port)
-            procs.append(subprocess.Popen(
-                [BIN / "ctigw-sim", "--listen", f"127.0.0.1:{port}", "--control", f"127.0.0.1:{free_port()}",
-                 "--lines", scratch / "sim-lines.conf", "--outside", "answer=0"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
-        gw_port = free_port()
-        (scratch / "ctigw.conf").write_text(
-            f"[sip]\nlisten = 127.0.0.1:{gw_port}\nhost = 127.0.0.1\ntrusted = 127.0.0.1\n"
-            f"[cti]\nnode = 127.0.0.1:{sims[0]}\nnode = 127.0.0.1:{sims[1]}\n"
-            f"[admin]\nlisten = off\n[log]\nlevel = warn\n[lines]\nfile = {scratch / 'lines.conf'}\n"
-        )
-        gw = subprocess.Popen([BIN / "ctigw", "--config", scratch / "ctigw.conf"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(gw)
         wait_udp(kam_port)
-        wait_udp(gw_port)
-        time.sleep(1.0)  # both CTI links up
+        gw, gw_port = start_gateway(scratch, procs)
         runs = {"kamailio": [], "local": [], "roundtrip": []}
         for _ in range(ROUNDS):
             runs["kamailio"].append(load(kam_port, "features", process_tree(kam.pid)))
             runs["local"].append(load(gw_port, "features", [gw.pid]))
             runs["roundtrip"].append(load(gw_port, "calls", [gw.pid]))
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
         shutil.rmtree(scratch, ignore_errors=True)
 
     med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v)) for k, v in runs.items()}
@@ -185,10 +130,7 @@ def main():
         f"ratio roundtrip/kamailio: {roundtrip:.2f}",
         "",
     ]
-    text = "\n".join(lines)
-    with open(ROOT / "BENCHMARKS.md", "a") as f:
-        f.write(text)
-    print(text)
+    append_section(lines)
 
 
 if __name__ == "__main__":
