@@ -11,8 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::admin;
-use common::gateway::{Gateway, config_text, free_port, scratch_dir};
-use common::sim::Sim;
+use common::load::LoadRig;
 
 const USERS: usize = 40;
 
@@ -31,24 +30,13 @@ fn slots_of_users(admin: SocketAddr) -> std::collections::HashMap<usize, u64> {
 
 #[test]
 fn a_node_killed_under_load_costs_only_its_own_users_and_comes_back() {
-    let dir = scratch_dir("load-faults-lines");
-    let load = env!("CARGO_BIN_EXE_ctigw-load");
-    let out = common::binary(load).args(["--write-lines", &USERS.to_string()]).arg(&dir).output().unwrap();
-    assert!(out.status.success());
-    let sim_lines = dir.join("sim-lines.conf").display().to_string();
-    let sim_args = ["--lines", &sim_lines, "--outside", "answer=0"];
-    let mut sims = [Sim::start(&sim_args), Sim::start(&sim_args)];
-    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let default_lines = concat!(env!("CARGO_MANIFEST_DIR"), "/config/lines.conf");
-    let config = config_text(free_port(), &[sims[0].listen, sims[1].listen], &format!("[admin]\nlisten = {admin}"))
-        .replace(default_lines, &dir.join("lines.conf").display().to_string());
-    let gw = Gateway::start("load-faults", &config);
-    gw.wait_log("node 1: up", Duration::from_secs(10));
-    gw.wait_log("node 2: up", Duration::from_secs(10));
+    let mut rig = LoadRig::start("load-faults", USERS, "info");
+    let admin = rig.admin;
 
     // Forty users, 200 call requests a second for 8 s, over UDP.
-    let runner = common::binary(load)
-        .args(["--gateway", &gw.sip.to_string(), "--users", &USERS.to_string(), "--rate", "200", "--duration", "8"])
+    let runner = rig
+        .load()
+        .args(["--users", &USERS.to_string(), "--rate", "200", "--duration", "8"])
         .arg("--json")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -66,11 +54,10 @@ fn a_node_killed_under_load_costs_only_its_own_users_and_comes_back() {
     let on_node_1: Vec<usize> = slots.iter().filter(|(_, slot)| **slot == 0).map(|(u, _)| *u).collect();
     assert!(!on_node_1.is_empty() && on_node_1.len() < USERS, "round robin spread them: {slots:?}");
     std::thread::sleep(Duration::from_secs(2));
-    let listen = sims[0].listen.to_string();
-    sims[0].kill();
-    gw.wait_log("node 1: down", Duration::from_secs(5));
+    rig.sims[0].kill();
+    rig.gw.wait_log("node 1: down", Duration::from_secs(5));
     std::thread::sleep(Duration::from_secs(2));
-    sims[0] = Sim::start_on(&listen, &sim_args);
+    rig.restart_sim(0);
     let out = runner.wait_with_output().unwrap();
     let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
@@ -97,10 +84,10 @@ fn a_node_killed_under_load_costs_only_its_own_users_and_comes_back() {
     assert!(missing <= on_node_1.len() as u64, "{missing} ConnectionClearedEvents missing: {report}");
     // The node came back: its old sessions were ended with BYE (Lync signs
     // in again), and it takes sessions once more.
-    gw.wait_log("node 1: up", Duration::from_secs(5));
+    rig.gw.wait_log("node 1: up", Duration::from_secs(5));
     let after = slots_of_users(admin);
     eprintln!("sessions per node after the run: {after:?}");
-    let log = gw.log_text();
+    let log = rig.gw.log_text();
     let reopened_on_1 =
         log.lines().filter(|l| l.contains("session opened: sip:load") && l.contains(", node 1,")).count();
     assert!(reopened_on_1 > on_node_1.len(), "node 1 took sessions again after its restart:\n{log}");

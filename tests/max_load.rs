@@ -16,21 +16,16 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::admin;
-use common::gateway::{Gateway, config_text, free_port, scratch_dir};
-use common::sim::Sim;
+use common::load::LoadRig;
 
 const USERS: usize = 200;
 
-fn load(gw: &Gateway, args: &[&str]) -> serde_json::Value {
-    let out = common::binary(env!("CARGO_BIN_EXE_ctigw-load"))
-        .args(["--gateway", &gw.sip.to_string(), "--transport", "tcp", "--users", &USERS.to_string(), "--json"])
-        .args(args)
-        .output()
-        .unwrap();
+fn load(rig: &LoadRig, args: &[&str]) -> serde_json::Value {
+    let out =
+        rig.load().args(["--transport", "tcp", "--users", &USERS.to_string(), "--json"]).args(args).output().unwrap();
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
     })
@@ -60,37 +55,21 @@ fn clean(
 
 #[test]
 fn a_minute_at_the_measured_maximum_loses_nothing_and_drains() {
-    let dir = scratch_dir("max-load-lines");
-    let write =
-        common::binary(env!("CARGO_BIN_EXE_ctigw-load")).args(["--write-lines", &USERS.to_string()]).arg(&dir).status();
-    assert!(write.unwrap().success());
-    let sim_lines = dir.join("sim-lines.conf").display().to_string();
-    let sim_args = ["--lines", &sim_lines, "--outside", "answer=0"];
-    let sims = [Sim::start(&sim_args), Sim::start(&sim_args)];
-    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let default_lines = concat!(env!("CARGO_MANIFEST_DIR"), "/config/lines.conf");
-    let config = config_text(free_port(), &[sims[0].listen, sims[1].listen], &format!("[admin]\nlisten = {admin}"))
-        .replace(default_lines, &dir.join("lines.conf").display().to_string())
-        .replace("[log]\nlevel = info", "[log]\nlevel = warn");
-    let gw = Gateway::start("max-load", &config);
-    let up = Instant::now();
-    while admin::metrics(admin).get("ctigw_cti_nodes_up").copied() != Some(2.0) {
-        assert!(up.elapsed() < Duration::from_secs(10), "both nodes up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let rig = LoadRig::start("max-load", USERS, "warn");
+    let admin = rig.admin;
     let idle = admin::metrics(admin);
 
-    let saturated = load(&gw, &["--window", "64", "--duration", "5"]);
+    let saturated = load(&rig, &["--window", "64", "--duration", "5"]);
     let saturation = saturated["rate_per_s"].as_f64().unwrap();
     assert_eq!(saturated["lost"], 0, "{saturated}");
-    let light = load(&gw, &["--rate", &(saturation / 10.0).floor().to_string(), "--window", "256", "--duration", "3"]);
+    let light = load(&rig, &["--rate", &(saturation / 10.0).floor().to_string(), "--window", "256", "--duration", "3"]);
     let p99_bound = (4 * light["p99_us"].as_u64().unwrap()).max(5_000);
     eprintln!("closed loop: {saturation:.0} requests/s; p99 at a tenth of it {} us", light["p99_us"]);
     let mut offered = (saturation * 0.85).floor();
     let maximum = loop {
         assert!(offered >= 100.0, "no rate of 100/s or more is carried cleanly");
         let before = admin::metrics(admin);
-        let probe = load(&gw, &["--rate", &offered.to_string(), "--window", "256", "--duration", "5"]);
+        let probe = load(&rig, &["--rate", &offered.to_string(), "--window", "256", "--duration", "5"]);
         if clean(&probe, &before, &admin::metrics(admin), p99_bound) {
             break offered;
         }
@@ -100,7 +79,7 @@ fn a_minute_at_the_measured_maximum_loses_nothing_and_drains() {
     eprintln!("measured maximum {maximum:.0} requests/s (p99 within {p99_bound} us), offered for 60 s");
 
     let before = admin::metrics(admin);
-    let run = load(&gw, &["--rate", &maximum.to_string(), "--window", "256", "--duration", "60"]);
+    let run = load(&rig, &["--rate", &maximum.to_string(), "--window", "256", "--duration", "60"]);
     let after = admin::metrics(admin);
     eprintln!("{run}");
     eprintln!(

@@ -6,12 +6,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::admin::metrics;
-use common::gateway::{Gateway, config_text, free_port, scratch_dir};
-use common::sim::Sim;
+use common::load::LoadRig;
 
 fn sum(m: &HashMap<String, f64>, prefix: &str) -> f64 {
     m.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum()
@@ -22,22 +20,12 @@ fn sum(m: &HashMap<String, f64>, prefix: &str) -> f64 {
 fn ten_minutes_of_steady_traffic_keep_memory_flat_and_counters_consistent() {
     let seconds: u64 = std::env::var("SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
     let users = 200;
-    let dir = scratch_dir("soak-lines");
-    let load = env!("CARGO_BIN_EXE_ctigw-load");
-    assert!(common::binary(load).args(["--write-lines", &users.to_string()]).arg(&dir).status().unwrap().success());
-    let sim_lines = dir.join("sim-lines.conf").display().to_string();
-    let sim_args = ["--lines", &sim_lines, "--outside", "answer=0"];
-    let sims = [Sim::start(&sim_args), Sim::start(&sim_args)];
-    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let default_lines = concat!(env!("CARGO_MANIFEST_DIR"), "/config/lines.conf");
-    let config = config_text(free_port(), &[sims[0].listen, sims[1].listen], &format!("[admin]\nlisten = {admin}"))
-        .replace(default_lines, &dir.join("lines.conf").display().to_string());
-    let gw = Gateway::start("soak", &config);
-    gw.wait_log("node 2: up", Duration::from_secs(10));
-    gw.wait_log("node 1: up", Duration::from_secs(10));
+    let rig = LoadRig::start("soak", users, "info");
+    let (gw, admin) = (&rig.gw, rig.admin);
 
-    let runner = common::binary(load)
-        .args(["--gateway", &gw.sip.to_string(), "--users", &users.to_string(), "--rate", "500"])
+    let runner = rig
+        .load()
+        .args(["--users", &users.to_string(), "--rate", "500"])
         .args(["--duration", &seconds.to_string(), "--json"])
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod gateway;
+pub mod load;
 pub mod lync;
 pub mod sim;
 
