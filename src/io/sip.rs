@@ -35,11 +35,11 @@ use crate::tls::Refusal;
 
 /// Bytes of a TCP connection's receive buffer: the largest SIP message.
 pub const TCP_RECEIVE: usize = crate::board::TCP_RECEIVE;
-/// Bytes of a TCP connection's transmit buffer. Event INFOs that would
-/// leave less than [`TCP_RESERVE`] of it free wait in the core until the
-/// writer has drained it (backpressure); a peer that lets it fill with
-/// responses, or takes nothing for [`StreamTimeouts::message`], is
-/// disconnected rather than waited for.
+/// Bytes of a TCP connection's transmit buffer. Event INFOs, BYEs and
+/// node answers that would leave less than [`TCP_RESERVE`] of it free wait
+/// in the core until the writer has drained it (backpressure); a peer that
+/// takes nothing for [`StreamTimeouts::message`] is disconnected rather
+/// than waited for.
 pub const TCP_TRANSMIT: usize = crate::board::TCP_TRANSMIT;
 /// Bytes of a transmit buffer kept for what one request may make the
 /// gateway send at once (its response, and a BYE that a replaced session
