@@ -116,7 +116,9 @@ struct Lent {
 
 /// Where the core's messages go: the UDP sockets and the TCP slots.
 pub struct SipOut {
-    udp: Vec<Rc<Async<UdpSocket>>>,
+    /// The UDP sockets, each with whether it is bound to IPv4 (asked once:
+    /// a send picks its socket by the peer's family).
+    udp: Vec<(bool, Rc<Async<UdpSocket>>)>,
     conns: Vec<Option<Conn>>,
     generations: Vec<u16>,
     spares: Vec<Spare>,
@@ -147,8 +149,7 @@ impl SipOut {
     fn send(&mut self, to: Peer, bytes: &[u8], deferrable: bool) -> Sent {
         match to.transport {
             Transport::Udp => {
-                let socket =
-                    self.udp.iter().find(|s| s.get_ref().local_addr().is_ok_and(|a| a.is_ipv4() == to.addr.is_ipv4()));
+                let socket = self.udp.iter().find(|(ipv4, _)| *ipv4 == to.addr.is_ipv4()).map(|(_, s)| s);
                 match socket {
                     // A non-blocking send: a full socket buffer drops the
                     // datagram, as the network might; retransmissions cover it.
@@ -331,6 +332,7 @@ impl CtiHost for Host {
 /// The listening sockets of one address.
 pub struct Listeners {
     udp: Rc<Async<UdpSocket>>,
+    ipv4: bool,
     tcp: TcpListener,
 }
 
@@ -338,7 +340,7 @@ pub struct Listeners {
 pub async fn bind(addr: SocketAddr) -> std::io::Result<Listeners> {
     let udp = Rc::new(Async::<UdpSocket>::bind(addr)?);
     let tcp = TcpListener::bind(addr).await?;
-    Ok(Listeners { udp, tcp })
+    Ok(Listeners { udp, ipv4: addr.is_ipv4(), tcp })
 }
 
 /// Builds the host around `gw` with room for `tcp_slots` TCP connections.
@@ -346,7 +348,7 @@ pub fn host(gw: Box<Gateway>, listeners: &[Listeners], tcp_slots: usize) -> Host
     Host {
         gw,
         out: SipOut {
-            udp: listeners.iter().map(|l| l.udp.clone()).collect(),
+            udp: listeners.iter().map(|l| (l.ipv4, l.udp.clone())).collect(),
             conns: (0..tcp_slots).map(|_| None).collect(),
             generations: vec![0; tcp_slots],
             spares: (0..tcp_slots).map(|_| Spare::default()).collect(),
