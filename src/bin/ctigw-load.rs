@@ -10,7 +10,10 @@
 //! instead, which the gateway answers itself (no node, no events, no
 //! monitor): the SIP+CSTA path alone. A bodiless 200 counts as an answer
 //! there, so the same client measures a stateless SIP server (Kamailio's
-//! `sl_send_reply`) as the reference.
+//! `sl_send_reply`) as the reference. With `--requests relayed`, each asks
+//! GetDoNotDisturb for its line, which the gateway relays to the user's
+//! node and whose answer it relays back (no monitor, no events): one CSTA
+//! round trip through the node per request.
 //!
 //! All users share one UDP socket or one TCP connection, as a Lync pool
 //! front end does. `--write-lines N DIR` writes the line files that give
@@ -27,7 +30,7 @@ use ctigw::sip::{Frame, Message, StreamBuffer};
 
 const USAGE: &str = "\
 usage: ctigw-load [--gateway ADDR] [--transport tcp|udp] [--users N] [--rate PER_SECOND]
-                  [--duration SECONDS] [--window N] [--called TEL] [--requests calls|features] [--json]
+                  [--duration SECONDS] [--window N] [--called TEL] [--requests calls|features|relayed] [--json]
        ctigw-load --write-lines N DIR    the gateway's and the simulator's line files for N load users
 
 defaults: --gateway 127.0.0.1:5060 --transport udp --users 10 --rate 0 (as fast as the window allows)
@@ -63,8 +66,8 @@ struct Options {
     duration: Duration,
     window: usize,
     called: String,
-    /// GetCSTAFeatures only, answered by the gateway itself.
-    features: bool,
+    /// What each signed-in user asks.
+    requests: Requests,
     json: bool,
 }
 
@@ -77,7 +80,7 @@ fn parse_args() -> Result<Option<Options>, String> {
         duration: Duration::from_secs(10),
         window: 64,
         called: "tel:+18005550100".into(),
-        features: false,
+        requests: Requests::Calls,
         json: false,
     };
     let mut args = std::env::args().skip(1);
@@ -94,10 +97,11 @@ fn parse_args() -> Result<Option<Options>, String> {
             "--window" => o.window = value()?.parse().map_err(|e| format!("--window: {e}"))?,
             "--called" => o.called = value()?,
             "--requests" => {
-                o.features = match value()?.as_str() {
-                    "calls" => false,
-                    "features" => true,
-                    other => return Err(format!("--requests: calls or features, not {other:?}")),
+                o.requests = match value()?.as_str() {
+                    "calls" => Requests::Calls,
+                    "features" => Requests::Features,
+                    "relayed" => Requests::Relayed,
+                    other => return Err(format!("--requests: calls, features or relayed, not {other:?}")),
                 }
             }
             "--json" => o.json = true,
@@ -117,12 +121,24 @@ fn parse_args() -> Result<Option<Options>, String> {
     Ok(Some(o))
 }
 
+/// What the signed-in users ask, over and over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Requests {
+    /// MakeCall, HoldCall, RetrieveCall, ClearConnection on a monitored line.
+    Calls,
+    /// GetCSTAFeatures, answered by the gateway itself.
+    Features,
+    /// GetDoNotDisturb, answered by the user's node.
+    Relayed,
+}
+
 /// Where a user is in its cycle: the next request it sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     Invite,
     Monitor,
     Features,
+    Relayed,
     MakeCall,
     Hold,
     Retrieve,
@@ -336,6 +352,11 @@ impl Load {
                 self.request(u, "INFO", &body)
             }
             Step::Features => self.request(u, "INFO", &format!("<GetCSTAFeatures xmlns=\"{NS}\"/>")),
+            Step::Relayed => self.request(
+                u,
+                "INFO",
+                &format!("<GetDoNotDisturb xmlns=\"{NS}\"><device>{line}</device></GetDoNotDisturb>"),
+            ),
             Step::MakeCall => {
                 let body = format!(
                     "<MakeCall xmlns=\"{NS}\"><callingDevice>{line}</callingDevice><calledDirectoryNumber>{}</calledDirectoryNumber></MakeCall>",
@@ -366,6 +387,7 @@ impl Load {
             Step::Invite => "INVITE",
             Step::Monitor => "MonitorStart",
             Step::Features => "GetCSTAFeatures",
+            Step::Relayed => "GetDoNotDisturb",
             Step::MakeCall => "MakeCall",
             Step::Hold => "HoldCall",
             Step::Retrieve => "RetrieveCall",
@@ -468,9 +490,11 @@ impl Load {
         }
         let user = &mut self.users[u];
         user.step = match (step, refused) {
-            (Step::Invite, false) if self.o.features => Step::Features,
+            (Step::Invite, false) if self.o.requests == Requests::Features => Step::Features,
+            (Step::Invite, false) if self.o.requests == Requests::Relayed => Step::Relayed,
             (Step::Invite, false) => Step::Monitor,
             (Step::Features, _) => Step::Features,
+            (Step::Relayed, _) => Step::Relayed,
             (Step::Invite, true) => Step::Done,
             (Step::Monitor, _) => Step::MakeCall,
             (Step::MakeCall, false) => {
@@ -613,8 +637,10 @@ fn run(o: Options) -> Result<bool, String> {
             if user.in_flight.is_some() || user.step == Step::Done {
                 continue;
             }
-            let in_calls =
-                matches!(user.step, Step::Features | Step::MakeCall | Step::Hold | Step::Retrieve | Step::Clear);
+            let in_calls = matches!(
+                user.step,
+                Step::Features | Step::Relayed | Step::MakeCall | Step::Hold | Step::Retrieve | Step::Clear
+            );
             if signing_in && in_calls {
                 continue; // everyone signs in before the calls start
             }
@@ -672,7 +698,10 @@ fn run(o: Options) -> Result<bool, String> {
         t.latencies_us.sort_unstable();
         lost += t.lost;
         refused += t.csta_errors + t.sip_errors;
-        if matches!(*kind, "GetCSTAFeatures" | "MakeCall" | "HoldCall" | "RetrieveCall" | "ClearConnection") {
+        if matches!(
+            *kind,
+            "GetCSTAFeatures" | "GetDoNotDisturb" | "MakeCall" | "HoldCall" | "RetrieveCall" | "ClearConnection"
+        ) {
             all.extend_from_slice(&t.latencies_us);
         }
         kinds.push(format!(
