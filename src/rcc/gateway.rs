@@ -405,10 +405,20 @@ fn transaction_key(m: &Message<'_>, from: &Peer) -> Option<u64> {
     let via = m.via().ok()?;
     let branch = via.branch()?;
     let method = m.cseq().ok()?.method;
-    let mut buf = [0u8; 64];
-    let mut out = OutBuf::new(&mut buf);
-    let _ = write!(out, "{}", from.addr);
-    Some(hash(&[branch.as_bytes(), method.as_bytes(), out.as_bytes()], false))
+    let mut source = [0u8; 18];
+    let source = match from.addr.ip() {
+        IpAddr::V4(ip) => {
+            source[..4].copy_from_slice(&ip.octets());
+            source[4..6].copy_from_slice(&from.addr.port().to_be_bytes());
+            &source[..6]
+        }
+        IpAddr::V6(ip) => {
+            source[..16].copy_from_slice(&ip.octets());
+            source[16..].copy_from_slice(&from.addr.port().to_be_bytes());
+            &source[..]
+        }
+    };
+    Some(hash(&[branch.as_bytes(), method.as_bytes(), source], false))
 }
 
 /// Where the gateway's Contact URI for dialogs over `transport` is in

@@ -6,21 +6,50 @@
 //! table and checks each candidate, so two keys with one hash both work.
 //! Allocated once at boot; never grows.
 
-/// FNV-1a over bytes, with ASCII case folded when asked.
+/// A hash of `parts`, with ASCII case folded when asked: eight bytes at a
+/// time, each word mixed in with a folded multiply (the 128-bit product's
+/// halves xored, as foldhash does, so a difference in any bit reaches
+/// every bit), each part's length mixed in so that ("ab","c") and
+/// ("a","bc") differ. Never zero.
 pub fn hash(parts: &[&[u8]], fold_case: bool) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            h ^= 0xff; // a separator, so ("ab","c") and ("a","bc") differ
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mix = |h: u64, w: u64| {
+        let product = u128::from(h ^ w) * u128::from(K);
+        (product as u64) ^ ((product >> 64) as u64)
+    };
+    let fold = |w: u64| if fold_case { ascii_lowercase(w) } else { w };
+    let mut h: u64 = 0x243f_6a88_85a3_08d3;
+    for part in parts {
+        h = mix(h, part.len() as u64);
+        let mut words = part.chunks_exact(8);
+        for word in &mut words {
+            h = mix(h, fold(u64::from_le_bytes(word.try_into().expect("chunks of eight"))));
         }
-        for &b in part.iter() {
-            h ^= u64::from(if fold_case { b.to_ascii_lowercase() } else { b });
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut tail = [0u8; 8];
+            tail[..rest.len()].copy_from_slice(rest);
+            h = mix(h, fold(u64::from_le_bytes(tail)));
         }
     }
-    // Never zero: zero marks an empty bucket.
-    h | 1
+    // A last multiply so the low bits, the index's buckets, depend on all.
+    h = mix(h, K);
+    // Never zero: zero marks an empty bucket. The top bit, not the low
+    // one: the index's buckets are the low bits.
+    h | 1 << 63
+}
+
+/// The eight bytes of `w` with ASCII upper-case letters made lower-case,
+/// every other byte (non-ASCII ones too) unchanged.
+fn ascii_lowercase(w: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let seven = w & !HIGH;
+    // A byte's high bit is set when it is at least b'A' (0x41), resp.
+    // beyond b'Z' (0x5b); seven bits plus these never carry into the next.
+    let from_a = seven + 0x3f3f_3f3f_3f3f_3f3f;
+    let beyond_z = seven + 0x2525_2525_2525_2525;
+    let upper = from_a & !beyond_z & !w & HIGH;
+    w | (upper >> 2)
 }
 
 /// Maps hashes to slot numbers; at most half full.
@@ -165,5 +194,45 @@ mod tests {
         assert_ne!(hash(&[b"Call-ID"], false), hash(&[b"call-id"], false));
         assert_ne!(hash(&[b"ab", b"c"], false), hash(&[b"a", b"bc"], false));
         assert_ne!(hash(&[], false), 0);
+        assert_ne!(hash(&[b""], false), hash(&[], false));
+        assert_ne!(hash(&[b"abcdefgh"], false), hash(&[b"abcdefgh\0"], false));
+    }
+
+    #[test]
+    fn folding_is_ascii_lowercase_for_every_byte_in_every_position() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut word = *b"xY0-@[z`";
+                word[at] = b;
+                let folded = ascii_lowercase(u64::from_le_bytes(word)).to_le_bytes();
+                assert_eq!(folded, word.map(|c| c.to_ascii_lowercase()), "byte {b:#04x} at {at}");
+            }
+        }
+        let mixed = b"Alice@Example.COM;tel:+1-555-0100\xc3\x9c";
+        assert_eq!(hash(&[mixed], true), hash(&[&mixed.to_ascii_lowercase()], true));
+        assert_eq!(hash(&[mixed], true), hash(&[&mixed.to_ascii_lowercase()], false));
+    }
+
+    #[test]
+    fn no_collisions_among_counted_branches() {
+        // A multiply-rotate hash (FxHash) collided on these: a difference
+        // in the last byte of one word cancelled one in the next.
+        let mut seen = std::collections::HashSet::new();
+        for i in 1..200_000u32 {
+            let branch = format!("z9hG4bKload{i}");
+            assert!(seen.insert(hash(&[branch.as_bytes(), b"INFO", &[127, 0, 0, 1, 0x13, 0xc4]], false)), "{branch}");
+        }
+    }
+
+    #[test]
+    fn low_bits_spread() {
+        // Keys that differ in one character land in many buckets of 64.
+        let mut seen = [false; 64];
+        for i in 0..64u32 {
+            let key = format!("a84b4c76e66710-{i}@pc33.atlanta.example.com");
+            seen[(hash(&[key.as_bytes()], false) & 63) as usize] = true;
+        }
+        let buckets = seen.iter().filter(|&&s| s).count();
+        assert!(buckets >= 32, "{buckets} buckets");
     }
 }
