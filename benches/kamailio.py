@@ -6,8 +6,14 @@ UDP on loopback, in the same run:
 
   kamailio   100 users, each asks GetCSTAFeatures, Kamailio answers 200
   local      the same against ctigw, which answers it itself (SIP + CSTA)
-  roundtrip  MakeCall / HoldCall / RetrieveCall / ClearConnection through
-             ctigw to two simulated CTI nodes and back, events included
+  roundtrip  each asks GetDoNotDisturb for its line, which ctigw relays to
+             the user's simulated CTI node and whose answer it relays back:
+             the full CSTA round trip, one INFO in and one 200 out per
+             request as for the other two
+  calls      MakeCall / HoldCall / RetrieveCall / ClearConnection through
+             ctigw and the nodes, with the events they cause (each event
+             another SIP transaction: an INFO out, its 200 in), reported
+             beside the ratios as the heavier everyday load
 
 Each is a closed loop (16 requests in flight) for RUN_SECONDS, repeated
 ROUNDS times; the medians are reported. On a shared 2-core machine the
@@ -93,11 +99,12 @@ def main():
         procs.append(kam)
         wait_udp(kam_port)
         gw, gw_port = start_gateway(scratch, procs)
-        runs = {"kamailio": [], "local": [], "roundtrip": []}
+        runs = {"kamailio": [], "local": [], "roundtrip": [], "calls": []}
         for _ in range(ROUNDS):
             runs["kamailio"].append(load(kam_port, "features", process_tree(kam.pid)))
             runs["local"].append(load(gw_port, "features", [gw.pid]))
-            runs["roundtrip"].append(load(gw_port, "calls", [gw.pid]))
+            runs["roundtrip"].append(load(gw_port, "relayed", [gw.pid]))
+            runs["calls"].append(load(gw_port, "calls", [gw.pid]))
     finally:
         stop(procs)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -107,6 +114,10 @@ def main():
     p99 = {k: statistics.median(r[2]["p99_us"] for r in v) for k, v in runs.items()}
     local = med["kamailio"][1] / med["local"][1]
     roundtrip = med["kamailio"][1] / med["roundtrip"][1]
+    calls = med["kamailio"][1] / med["calls"][1]
+    events = statistics.median(
+        r[2]["events"] / sum(k["ok"] for k in r[2]["kinds"].values()) for r in runs["calls"]
+    )
     version = subprocess.run([kamailio, "-v"], capture_output=True, text=True).stdout.splitlines()[0]
     lines = [
         "",
@@ -115,19 +126,26 @@ def main():
         f"`benches/kamailio.py` ({version}, one UDP worker, `config/kamailio/reference.cfg`; "
         f"{USERS} users, closed loop of {WINDOW} in flight over UDP, {RUN_SECONDS} s per run, medians of {ROUNDS} "
         "rounds). The client sets the rate on this machine, so the comparison is the server's CPU time per "
-        "request (all its processes and threads); the round trip counts ctigw's CPU, not the simulated nodes'.",
+        "request (all its processes and threads); the round trip and the calls count ctigw's CPU, not the "
+        "simulated nodes'. The round trip is GetDoNotDisturb relayed through the user's node (one INFO in, "
+        f"one 200 out, as for the others); the call mix causes {events:.2f} event INFOs per request, each "
+        "another SIP transaction for the gateway (INFO out, 200 in).",
         "",
         "| run | requests/s | server CPU us per request | requests per CPU-second | p50 us | p99 us |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, label in [("kamailio", "Kamailio sl_send_reply"), ("local", "ctigw GetCSTAFeatures (local)"),
-                        ("roundtrip", "ctigw call requests via a node (round trip)")]:
+                        ("roundtrip", "ctigw GetDoNotDisturb via a node (round trip)"),
+                        ("calls", "ctigw call mix via a node, with its events")]:
         rate, ns = med[name]
         lines.append(f"| {label} | {rate:.0f} | {ns / 1000:.2f} | {1e9 / ns:.0f} | {p[name]:.0f} | {p99[name]:.0f} |")
     lines += [
         "",
         f"ratio local/kamailio: {local:.2f}",
         f"ratio roundtrip/kamailio: {roundtrip:.2f}",
+        "",
+        f"The call mix, with its {events:.2f} events per request: {calls:.2f} of Kamailio's requests per "
+        "CPU-second.",
         "",
     ]
     append_section(lines)
