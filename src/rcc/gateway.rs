@@ -405,20 +405,18 @@ fn transaction_key(m: &Message<'_>, from: &Peer) -> Option<u64> {
     let via = m.via().ok()?;
     let branch = via.branch()?;
     let method = m.cseq().ok()?.method;
-    let mut source = [0u8; 18];
-    let source = match from.addr.ip() {
+    let (v4, v6);
+    let ip: &[u8] = match from.addr.ip() {
         IpAddr::V4(ip) => {
-            source[..4].copy_from_slice(&ip.octets());
-            source[4..6].copy_from_slice(&from.addr.port().to_be_bytes());
-            &source[..6]
+            v4 = ip.octets();
+            &v4
         }
         IpAddr::V6(ip) => {
-            source[..16].copy_from_slice(&ip.octets());
-            source[16..].copy_from_slice(&from.addr.port().to_be_bytes());
-            &source[..]
+            v6 = ip.octets();
+            &v6
         }
     };
-    Some(hash(&[branch.as_bytes(), method.as_bytes(), source], false))
+    Some(hash(&[branch.as_bytes(), method.as_bytes(), ip, &from.addr.port().to_be_bytes()], false))
 }
 
 /// Where the gateway's Contact URI for dialogs over `transport` is in
