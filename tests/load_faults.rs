@@ -1,6 +1,10 @@
 //! Faults under load, with the real binaries on loopback: `ctigw-load`
 //! drives calls for forty users over two simulated nodes while one node is
-//! killed with SIGKILL and started again. The users on the other node see
+//! killed with SIGKILL and started again. The load is a quarter of what
+//! this machine carries in a closed loop (at most 200 requests a second),
+//! measured first: a fault test under a load the gateway cannot carry
+//! (a debug build under qemu-user on a slow machine) would measure the
+//! queue, not the fault. The users on the other node see
 //! no error, the dead node's users are refused at once, no request goes
 //! unanswered, no event of the live node is lost, and the node, once back,
 //! takes sessions again.
@@ -14,6 +18,8 @@ use common::admin;
 use common::load::LoadRig;
 
 const USERS: usize = 40;
+/// How long the load runs; node 1 is killed 2 s in and restarted 2 s later.
+const RUN_SECONDS: u64 = 8;
 
 /// Which node slot each load user's session is on, from /sessions.
 fn slots_of_users(admin: SocketAddr) -> std::collections::HashMap<usize, u64> {
@@ -33,10 +39,20 @@ fn a_node_killed_under_load_costs_only_its_own_users_and_comes_back() {
     let mut rig = LoadRig::start("load-faults", USERS, "info");
     let admin = rig.admin;
 
-    // Forty users, 200 call requests a second for 8 s, over UDP.
+    let closed_loop = rig
+        .load()
+        .args(["--users", &USERS.to_string(), "--window", "16", "--duration", "2", "--json"])
+        .output()
+        .unwrap();
+    let closed_loop: serde_json::Value = serde_json::from_slice(&closed_loop.stdout).unwrap();
+    let rate = (closed_loop["rate_per_s"].as_f64().unwrap() / 4.0).clamp(20.0, 200.0).floor();
+    let nominal = rate * RUN_SECONDS as f64;
+    eprintln!("closed loop {} requests/s; offered {rate}/s", closed_loop["rate_per_s"]);
+
+    // Forty users, call requests at that rate for 8 s, over UDP.
     let runner = rig
         .load()
-        .args(["--users", &USERS.to_string(), "--rate", "200", "--duration", "8"])
+        .args(["--users", &USERS.to_string(), "--rate", &rate.to_string(), "--duration", &RUN_SECONDS.to_string()])
         .arg("--json")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -65,7 +81,8 @@ fn a_node_killed_under_load_costs_only_its_own_users_and_comes_back() {
 
     // Nothing unanswered; requests were served throughout.
     assert_eq!(report["lost"], 0, "{report}");
-    assert!(report["call_requests_ok"].as_u64().unwrap() > 500, "{report}");
+    // Half the users lose about a third of the run (down, then signing in again).
+    assert!(report["call_requests_ok"].as_f64().unwrap() > 0.4 * nominal, "{report}");
     // Only users of the killed node were refused, and at once.
     let refused: Vec<usize> =
         report["refused_users"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
@@ -78,10 +95,13 @@ fn a_node_killed_under_load_costs_only_its_own_users_and_comes_back() {
     // p99 is under 1 ms).
     assert!(report["refusal_p99_us"].as_u64().unwrap() < 500_000, "refusals at once: {report}");
     // The live node's events all arrived: every call cleared on it got its
-    // ConnectionClearedEvent (calls of the killed node may not).
-    assert!(report["events"].as_u64().unwrap() > 1000, "{report}");
-    let missing = report["cleared_events_missing"].as_u64().unwrap();
-    assert!(missing <= on_node_1.len() as u64, "{missing} ConnectionClearedEvents missing: {report}");
+    // ConnectionClearedEvent (calls of the killed node may not). Every
+    // answered call request causes at least one event.
+    assert!(report["events"].as_u64().unwrap() >= report["call_requests_ok"].as_u64().unwrap(), "{report}");
+    for user in report["cleared_missing_users"].as_array().unwrap() {
+        let user = user.as_u64().unwrap() as usize;
+        assert!(on_node_1.contains(&user), "load{user} on the live node lacks a ConnectionClearedEvent: {report}");
+    }
     // The node came back: its old sessions were ended with BYE (Lync signs
     // in again), and it takes sessions once more.
     rig.gw.wait_log("node 1: up", Duration::from_secs(5));

@@ -718,11 +718,14 @@ fn run(o: Options) -> Result<bool, String> {
     all.sort_unstable();
     load.refusal_latencies_us.sort_unstable();
     let storm_ms = storm_done.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    // Whose calls still lack their ConnectionClearedEvent, each user once.
+    let cleared_missing_users: std::collections::BTreeSet<usize> =
+        load.awaiting_cleared.iter().map(|(u, _)| *u).collect();
     let rate = if calls_time > 0.0 { all.len() as f64 / calls_time } else { 0.0 };
     let json = format!(
         "{{\"users\":{},\"signed_in\":{signed_in},\"storm_ms\":{storm_ms:.1},\"call_requests_ok\":{},\"call_seconds\":{calls_time:.3},\
          \"rate_per_s\":{rate:.1},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"refused\":{refused},\"lost\":{lost},\
-         \"events\":{},\"cleared_events_missing\":{},\"retransmissions\":{},\"acks_repeated\":{},\"ended_by_gateway\":{},\
+         \"events\":{},\"cleared_events_missing\":{},\"cleared_missing_users\":[{}],\"retransmissions\":{},\"acks_repeated\":{},\"ended_by_gateway\":{},\
          \"refusal_p99_us\":{},\"refused_users\":[{}],\"kinds\":{{{}}}}}",
         load.users.len(),
         all.len(),
@@ -732,6 +735,7 @@ fn run(o: Options) -> Result<bool, String> {
         all.last().copied().unwrap_or(0),
         load.events,
         load.awaiting_cleared.len(),
+        cleared_missing_users.iter().map(usize::to_string).collect::<Vec<_>>().join(","),
         load.retransmissions,
         load.acks_repeated,
         load.ended_by_gateway,
