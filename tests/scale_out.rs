@@ -10,6 +10,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,8 @@ use common::sim::Sim;
 
 const USERS: usize = 100;
 
-/// Kamailio with the dispatcher configuration, killed when dropped.
+/// Kamailio with the dispatcher configuration, in a process group of its
+/// own: stopped, with the workers it forked, when dropped.
 struct Kamailio {
     child: Child,
     addr: SocketAddr,
@@ -40,6 +42,7 @@ impl Kamailio {
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/kamailio/dispatcher.cfg"))
             .args(["-A", &format!("LISTEN=udp:{addr}"), "-A", &format!("DS_LIST=\"{}\"", list.display())])
             .args(["-DD", "-E", "-m", "64", "-M", "8"])
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("kamailio.log")).unwrap())
             .spawn()
@@ -67,8 +70,18 @@ impl Kamailio {
 }
 
 impl Drop for Kamailio {
+    /// SIGTERM to the group (the main process stops its workers), SIGKILL
+    /// to whatever is left after 2 s: a SIGKILL of the main process alone
+    /// would leave its workers probing the gateways for ever.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let signal = |name: &str| Command::new("kill").args([name, "--", &group]).stderr(Stdio::null()).status();
+        let _ = signal("-TERM");
+        let asked = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() && asked.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = signal("-KILL");
         let _ = self.child.wait();
     }
 }
