@@ -10,6 +10,12 @@
 //! Two runs, N = 0 and N = 10,000, give the instructions of one request as
 //! their difference over 10,000; for `relayed` that includes the simulated
 //! node's share.
+//!
+//! `instructions event N`: the user monitors its device, then the node
+//! sends N DeliveredEvents (the shared sample), each relayed to Lync as an
+//! INFO, which Lync answers 200. The gateway's share alone is counted: run
+//! under `--toggle-collect=*event_through_gateway* --toggle-collect=*answer_through_gateway*`,
+//! so writing Lync's 200 (Lync's work) is left out.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +38,10 @@ struct Rig {
     now: Instant,
     answers: usize,
     frame: Vec<u8>,
+    /// The last message the gateway sent Lync, kept only when `keep` (the
+    /// copy would count in the other kinds' figures).
+    last: Vec<u8>,
+    keep: bool,
 }
 
 impl Rig {
@@ -64,12 +74,84 @@ impl Rig {
             while let Some(t) = self.gw.poll_transmit() {
                 moved = true;
                 self.answers += usize::from(t.bytes.starts_with(b"SIP/2.0 200"));
+                if self.keep {
+                    self.last.clear();
+                    self.last.extend_from_slice(t.bytes);
+                }
             }
             if !moved {
                 return;
             }
         }
     }
+}
+
+/// A node's event into the gateway, and the INFO it sends Lync (into
+/// `rig.last`). Counted under callgrind's `--toggle-collect`.
+#[inline(never)]
+fn event_through_gateway(rig: &mut Rig, frame: &[u8]) {
+    let slot = SlotId::new(0).expect("slot 0");
+    rig.gw.cti_received(rig.now, slot, frame);
+    while let Some(t) = rig.gw.poll_transmit() {
+        rig.last.clear();
+        rig.last.extend_from_slice(t.bytes);
+    }
+}
+
+/// Lync's 200 to an event INFO into the gateway. Counted under
+/// callgrind's `--toggle-collect`.
+#[inline(never)]
+fn answer_through_gateway(rig: &mut Rig, from: Peer, answer: &[u8]) {
+    rig.gw.handle_datagram(rig.now, from, answer);
+    while rig.gw.poll_transmit().is_some() {
+        rig.answers += 1; // nothing is due: counted as a fault below
+    }
+}
+
+/// The node's DeliveredEvent sample for monitor `xref`, framed as an event.
+fn event_frame(xref: &str) -> Vec<u8> {
+    let sample =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata/csta/DeliveredEvent.xml"))
+            .expect("the shared DeliveredEvent sample");
+    let body = sample.replace(
+        "<monitorCrossRefID>4711</monitorCrossRefID>",
+        &format!("<monitorCrossRefID>{xref}</monitorCrossRefID>"),
+    );
+    let mut frame = vec![0u8; body.len() + 8];
+    let mut out = OutBuf::new(&mut frame);
+    let len = frame::encode(&mut out, frame::InvokeId::EVENT, |w| w.put(body.as_bytes())).expect("room");
+    frame.truncate(len);
+    frame
+}
+
+/// Sends N events through the gateway, each answered 200 by Lync.
+fn events(rig: &mut Rig, pool: Peer, to_tag: &str, n: u32) {
+    let monitor = format!(
+        "<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:101</deviceObject></monitorObject></MonitorStart>"
+    );
+    rig.keep = true;
+    rig.gw.handle_datagram(rig.now, pool, &request("INFO", 2, to_tag, &monitor));
+    rig.settle();
+    let answer = ctigw::sip::Message::parse(&rig.last).expect("the 200 to MonitorStart");
+    let xref = match ctigw::csta::parse(answer.body()).expect("its CSTA body").message {
+        ctigw::csta::Message::Response(ctigw::csta::Response::MonitorStarted { monitor }) => monitor.to_string(),
+        other => panic!("MonitorStart answered {other:?}"),
+    };
+    let frame = event_frame(&xref);
+    let mut ok = vec![0u8; 4096];
+    rig.answers = 0;
+    for _ in 0..n {
+        event_through_gateway(rig, &frame);
+        let info = ctigw::sip::Message::parse(&rig.last).expect("an event INFO");
+        assert_eq!(info.method(), Some(ctigw::sip::Method::Info), "the event went to Lync as an INFO");
+        let len = ctigw::sip::MessageWriter::response_to(&mut ok, &info, 200, "OK", None, None)
+            .and_then(|w| w.finish())
+            .expect("room")
+            .len();
+        answer_through_gateway(rig, pool, &ok[..len]);
+    }
+    assert_eq!(rig.answers, 0, "the gateway sends nothing for Lync's 200");
+    println!("event: {n} events relayed and answered");
 }
 
 fn request(method: &str, cseq: u32, to_tag: &str, body: &str) -> Vec<u8> {
@@ -97,7 +179,7 @@ fn main() {
     let sim_lines = [("tel:+14255550101;ext=101", "SEPA")];
     let node = Node::new(Switch::new(sim_lines, Outside::Answer(Duration::from_millis(100))), Faults::default());
     let now = Instant::now();
-    let mut rig = Rig { gw, node, link: None, now, answers: 0, frame: Vec::new() };
+    let mut rig = Rig { gw, node, link: None, now, answers: 0, frame: Vec::new(), last: Vec::new(), keep: false };
     rig.gw.start(now);
     rig.settle();
     let pool = Peer { addr: "127.0.0.1:5070".parse().expect("literal"), transport: Transport::Udp };
@@ -112,6 +194,9 @@ fn main() {
     let to_tag = format!(";tag={gw_tag}");
     rig.gw.handle_datagram(now, pool, &request("ACK", 1, &to_tag, ""));
     rig.settle();
+    if kind == "event" {
+        return events(&mut rig, pool, &to_tag, n);
+    }
     let body = match kind.as_str() {
         "relayed" => format!("<GetDoNotDisturb xmlns=\"{NS}\"><device>tel:101</device></GetDoNotDisturb>"),
         _ => format!("<GetCSTAFeatures xmlns=\"{NS}\"/>"),
