@@ -65,12 +65,12 @@ fn a_minute_at_the_measured_maximum_loses_nothing_and_drains() {
     let light = load(&rig, &["--rate", &(saturation / 10.0).floor().to_string(), "--window", "256", "--duration", "3"]);
     let p99_bound = (4 * light["p99_us"].as_u64().unwrap()).max(5_000);
     eprintln!("closed loop: {saturation:.0} requests/s; p99 at a tenth of it {} us", light["p99_us"]);
+    // The floor is the machine's own: a debug build under qemu-user on a
+    // slow machine carries a hundred requests a second, a release build
+    // natively tens of thousands.
+    let floor = (saturation * 0.2).max(20.0);
     let mut offered = (saturation * 0.85).floor();
     let maximum = loop {
-        // The floor is the machine's own: a debug build under qemu-user on a
-        // slow machine carries a hundred requests a second, a release build
-        // natively tens of thousands.
-        let floor = (saturation * 0.2).max(20.0);
         assert!(offered >= floor, "no rate of {floor:.0}/s (a fifth of the closed loop) or more is carried cleanly");
         let before = admin::metrics(admin);
         let probe = load(&rig, &["--rate", &offered.to_string(), "--window", "256", "--duration", "5"]);
