@@ -20,8 +20,7 @@
 use std::time::{Duration, Instant};
 
 use ctigw::config::Cidr;
-use ctigw::cti::{LinkAction, NodeConfig, Nodes, SessionMode, SlotId, Timing, frame};
-use ctigw::io::cti::CtiHost;
+use ctigw::cti::{LinkAction, LinkEvent, NodeConfig, Nodes, SessionMode, SlotId, Timing, frame};
 use ctigw::outbuf::OutBuf;
 use ctigw::rcc::appearances::Appearances;
 use ctigw::rcc::{Gateway, GatewayConfig, Peer, Transport};
@@ -50,17 +49,17 @@ impl Rig {
         let slot = SlotId::new(0).expect("slot 0");
         loop {
             let mut moved = false;
-            while let Some(action) = self.gw.cti_action() {
+            while let Some(action) = self.gw.poll_link_action() {
                 moved = true;
                 if let LinkAction::Connect { .. } = action {
                     self.link = Some(self.node.open_link());
-                    self.gw.cti_connected(self.now, slot);
+                    self.gw.handle_link(self.now, slot, LinkEvent::Connected);
                 }
             }
-            let pending = self.gw.cti_tx(slot).to_vec();
+            let pending = self.gw.link_tx(slot).to_vec();
             if !pending.is_empty() {
                 moved = true;
-                self.gw.cti_transmitted(slot, pending.len());
+                self.gw.link_transmitted(slot, pending.len());
                 let outputs = self.node.receive(self.now, self.link.expect("connected"), &pending).expect("frames");
                 for o in outputs {
                     self.frame.clear();
@@ -68,7 +67,7 @@ impl Rig {
                     let mut out = OutBuf::new(&mut self.frame);
                     frame::encode(&mut out, o.invoke_id, |w| w.put(&o.body)).expect("room");
                     let len = out.len();
-                    self.gw.cti_received(self.now, slot, &self.frame[..len]);
+                    self.gw.handle_cti(self.now, slot, &self.frame[..len]);
                 }
             }
             while let Some(t) = self.gw.poll_transmit() {
@@ -91,7 +90,7 @@ impl Rig {
 #[inline(never)]
 fn event_through_gateway(rig: &mut Rig, frame: &[u8]) {
     let slot = SlotId::new(0).expect("slot 0");
-    rig.gw.cti_received(rig.now, slot, frame);
+    rig.gw.handle_cti(rig.now, slot, frame);
     while let Some(t) = rig.gw.poll_transmit() {
         rig.last.clear();
         rig.last.extend_from_slice(t.bytes);
@@ -175,10 +174,10 @@ fn main() {
     let trusted = vec![Cidr { addr: "127.0.0.1".parse().expect("literal"), prefix: 8 }];
     let mut gw_config = GatewayConfig::new("gw.example.com", 5060, trusted);
     gw_config.sessions = 64;
-    let gw = Gateway::new(gw_config, Appearances::parse(&lines).expect("lines parse"), nodes);
+    let now = Instant::now();
+    let gw = Gateway::new(now, gw_config, Appearances::parse(&lines).expect("lines parse"), nodes);
     let sim_lines = [("tel:+14255550101;ext=101", "SEPA")];
     let node = Node::new(Switch::new(sim_lines, Outside::Answer(Duration::from_millis(100))), Faults::default());
-    let now = Instant::now();
     let mut rig = Rig { gw, node, link: None, now, answers: 0, frame: Vec::new(), last: Vec::new(), keep: false };
     rig.gw.start(now);
     rig.settle();

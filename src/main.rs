@@ -194,7 +194,7 @@ fn run(path: PathBuf, mut config: Config, appearances: Appearances, tls: Option<
     let mut sizes = GatewayConfig::new(&config.sip_host, port, config.trusted.clone());
     sizes.sessions = config.sessions;
     sizes.tls_port = config.tls.as_ref().map(|t| t.listen[0].port());
-    let gateway = Gateway::new(sizes, appearances, nodes);
+    let gateway = Gateway::new(Instant::now(), sizes, appearances, nodes);
     let ex = Rc::new(LocalExecutor::new());
     smol::block_on(ex.run(async {
         let mut listeners = Vec::new();

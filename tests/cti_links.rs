@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use common::sim::Sim;
 use ctigw::csta::{Message, Request, Text};
 use ctigw::cti::{
-    CtiEvent, DownReason, Failure, Incoming, LinkAction, LinkState, NodeConfig, Nodes, RequestTag, SendError,
-    SessionMode, SlotId, Timing,
+    CtiEvent, DownReason, Failure, Incoming, LinkAction, LinkEvent, LinkState, NodeConfig, Nodes, RequestTag,
+    SendError, SessionMode, SlotId, Timing,
 };
 use ctigw::io::cti::{CtiHost, Pump, feed, spawn};
 use smol::{LocalExecutor, Timer};
@@ -44,26 +44,18 @@ struct Host {
 impl Host {
     fn drain(&mut self, now: Instant) {
         while let Some(e) = self.nodes.poll_event() {
-            ctigw::io::cti::log_event(&e);
+            e.log();
             self.cti.push((now, e));
         }
     }
 }
 
 impl CtiHost for Host {
-    fn cti_connected(&mut self, now: Instant, slot: SlotId) {
-        self.nodes.connected(now, slot);
+    fn handle_link(&mut self, now: Instant, slot: SlotId, event: LinkEvent) {
+        self.nodes.handle_link(now, slot, event);
         self.drain(now);
     }
-    fn cti_connect_failed(&mut self, now: Instant, slot: SlotId) {
-        self.nodes.connect_failed(now, slot);
-        self.drain(now);
-    }
-    fn cti_closed(&mut self, now: Instant, slot: SlotId) {
-        self.nodes.closed(now, slot);
-        self.drain(now);
-    }
-    fn cti_received(&mut self, now: Instant, slot: SlotId, bytes: &[u8]) {
+    fn handle_cti(&mut self, now: Instant, slot: SlotId, bytes: &[u8]) {
         let Host { nodes, answers, events, .. } = self;
         feed(nodes, slot, bytes, |nodes| {
             while let Some(incoming) = nodes.next_incoming(now, slot) {
@@ -89,20 +81,20 @@ impl CtiHost for Host {
         });
         self.drain(now);
     }
-    fn cti_tx(&self, slot: SlotId) -> &[u8] {
+    fn link_tx(&self, slot: SlotId) -> &[u8] {
         self.nodes.tx_pending(slot)
     }
-    fn cti_transmitted(&mut self, slot: SlotId, n: usize) {
+    fn link_transmitted(&mut self, slot: SlotId, n: usize) {
         self.nodes.transmitted(slot, n);
     }
-    fn cti_timeout(&mut self, now: Instant) {
+    fn handle_timeout(&mut self, now: Instant) {
         self.nodes.handle_timeout(now);
         self.drain(now);
     }
-    fn cti_deadline(&self) -> Option<Instant> {
+    fn poll_timeout(&self) -> Option<Instant> {
         self.nodes.poll_timeout()
     }
-    fn cti_action(&mut self) -> Option<LinkAction> {
+    fn poll_link_action(&mut self) -> Option<LinkAction> {
         self.nodes.poll_action()
     }
 }

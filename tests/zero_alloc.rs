@@ -343,7 +343,7 @@ fn full_sessions_through_the_core_allocate_nothing() {
     let mut gw_config =
         GatewayConfig::new("gw.example.com", 5060, vec![Cidr { addr: "127.0.0.1".parse().unwrap(), prefix: 8 }]);
     gw_config.sessions = 64;
-    let gw = Gateway::new(gw_config, Appearances::parse(&lines).unwrap(), nodes);
+    let gw = Gateway::new(std::time::Instant::now(), gw_config, Appearances::parse(&lines).unwrap(), nodes);
     let sim_lines = [("tel:+14255550101;ext=101", "SEPA")];
     let node = Node::new(Switch::new(sim_lines, Outside::Answer(Duration::from_millis(100))), Faults::default());
     let mut rig = core_rig::Rig::new(gw, node);
@@ -404,8 +404,7 @@ fn full_sessions_through_the_core_allocate_nothing() {
 mod core_rig {
     use super::*;
     use ctigw::cti::frame;
-    use ctigw::cti::{LinkAction, SlotId};
-    use ctigw::io::cti::CtiHost;
+    use ctigw::cti::{LinkAction, LinkEvent, SlotId};
     use ctigw::rcc::{Gateway, Peer, Transport};
     use ctigw::sim::node::Node;
     use std::time::{Duration, Instant};
@@ -454,7 +453,7 @@ mod core_rig {
                 let mut out = OutBuf::new(&mut buf);
                 frame::encode(&mut out, o.invoke_id, |w| w.put(&o.body)).unwrap();
                 let len = out.len();
-                self.total += allocations_in(|| self.gw.cti_received(now, SLOT(), &buf[..len]));
+                self.total += allocations_in(|| self.gw.handle_cti(now, SLOT(), &buf[..len]));
             }
         }
 
@@ -463,11 +462,11 @@ mod core_rig {
             let now = self.now;
             loop {
                 let mut action = None;
-                self.total += allocations_in(|| action = self.gw.cti_action());
+                self.total += allocations_in(|| action = self.gw.poll_link_action());
                 match action {
                     Some(LinkAction::Connect { .. }) => {
                         self.link = Some(self.node.open_link());
-                        self.total += allocations_in(|| self.gw.cti_connected(now, SLOT()));
+                        self.total += allocations_in(|| self.gw.handle_link(now, SLOT(), LinkEvent::Connected));
                         continue;
                     }
                     Some(LinkAction::Close { .. }) => continue,
@@ -477,10 +476,10 @@ mod core_rig {
                 let tx = &mut self.tx;
                 let gw = &mut self.gw;
                 self.total += allocations_in(|| {
-                    let pending = gw.cti_tx(SLOT());
+                    let pending = gw.link_tx(SLOT());
                     n = pending.len();
                     tx[..n].copy_from_slice(pending);
-                    gw.cti_transmitted(SLOT(), n);
+                    gw.link_transmitted(SLOT(), n);
                 });
                 let mut moved = n > 0;
                 if n > 0 {

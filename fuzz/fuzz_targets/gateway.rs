@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 use ctigw::config::Cidr;
 use ctigw::csta;
 use ctigw::cti::frame::{self, InvokeId};
-use ctigw::cti::{LinkAction, MAX_OUTSTANDING, NodeConfig, Nodes, SessionMode, SlotId, Timing};
-use ctigw::io::cti::CtiHost;
+use ctigw::cti::{LinkAction, LinkEvent, MAX_OUTSTANDING, NodeConfig, Nodes, SessionMode, SlotId, Timing};
 use ctigw::outbuf::OutBuf;
 use ctigw::rcc::appearances::Appearances;
 use ctigw::rcc::session::MAX_MONITORS;
@@ -333,8 +332,8 @@ impl World {
             config.out_queue,
             config.message_size
         );
-        let gw = Gateway::new(config, appearances(0), node_table);
         let now = Instant::now();
+        let gw = Gateway::new(now, config, appearances(0), node_table);
         let mut world = World {
             gw,
             now,
@@ -390,16 +389,16 @@ impl World {
     fn pump(&mut self) {
         for _ in 0..10_000 {
             let mut moved = false;
-            while let Some(action) = self.gw.cti_action() {
+            while let Some(action) = self.gw.poll_link_action() {
                 moved = true;
                 trace!("  cti action {action:?}");
                 match action {
                     LinkAction::Connect { slot, .. } if slot.index() == 0 => {
                         if self.sim.alive {
                             self.sim.link = Some(self.sim.node.open_link());
-                            self.gw.cti_connected(self.now, slot);
+                            self.gw.handle_link(self.now, slot, LinkEvent::Connected);
                         } else {
-                            self.gw.cti_connect_failed(self.now, slot);
+                            self.gw.handle_link(self.now, slot, LinkEvent::ConnectFailed);
                         }
                     }
                     LinkAction::Connect { .. } => {
@@ -425,12 +424,12 @@ impl World {
                     continue;
                 }
                 let slot = Self::slot(i);
-                let pending = self.gw.cti_tx(slot).to_vec();
+                let pending = self.gw.link_tx(slot).to_vec();
                 if pending.is_empty() {
                     continue;
                 }
                 moved = true;
-                self.gw.cti_transmitted(slot, pending.len());
+                self.gw.link_transmitted(slot, pending.len());
                 if i == 0 {
                     let Some(link) = self.sim.link else { continue };
                     let outputs = self
@@ -478,7 +477,7 @@ impl World {
             let mut buf = vec![0u8; o.body.len() + 8];
             let mut out = OutBuf::new(&mut buf);
             frame::encode(&mut out, o.invoke_id, |w| w.put(&o.body)).expect("a simulator document fits a frame");
-            self.gw.cti_received(self.now, Self::slot(0), out.as_bytes());
+            self.gw.handle_cti(self.now, Self::slot(0), out.as_bytes());
         }
     }
 
@@ -1082,7 +1081,7 @@ impl World {
                 self.sim.node.close_link(link);
             }
             self.sim.held.clear();
-            self.gw.cti_closed(self.now, Self::slot(0));
+            self.gw.handle_link(self.now, Self::slot(0), LinkEvent::Closed);
         } else {
             trace!("op sim revive");
             self.sim.alive = true;
@@ -1244,9 +1243,9 @@ impl World {
                 if let Some(bytes) = bytes {
                     let cut = usize::from(k) % bytes.len();
                     trace!("op cti slot {slot} in two pieces at {cut}");
-                    self.gw.cti_received(self.now, Self::slot(slot), &bytes[..cut]);
+                    self.gw.handle_cti(self.now, Self::slot(slot), &bytes[..cut]);
                     self.pump();
-                    self.gw.cti_received(self.now, Self::slot(slot), &bytes[cut..]);
+                    self.gw.handle_cti(self.now, Self::slot(slot), &bytes[cut..]);
                     self.pump();
                 }
                 return;
@@ -1254,7 +1253,7 @@ impl World {
         };
         let Some(bytes) = bytes else { return };
         trace!("op cti slot {slot} kind {kind}: {:?}", lossy(&bytes));
-        self.gw.cti_received(self.now, Self::slot(slot), &bytes);
+        self.gw.handle_cti(self.now, Self::slot(slot), &bytes);
         self.pump();
     }
 
@@ -1265,14 +1264,14 @@ impl World {
         match what {
             0 | 1 => {
                 if self.scripted.connect_requested || what == 1 {
-                    self.gw.cti_connected(self.now, slot);
+                    self.gw.handle_link(self.now, slot, LinkEvent::Connected);
                 }
             }
-            2 => self.gw.cti_connect_failed(self.now, slot),
+            2 => self.gw.handle_link(self.now, slot, LinkEvent::ConnectFailed),
             _ => {
                 self.scripted.outstanding.clear();
                 self.scripted.rx.clear();
-                self.gw.cti_closed(self.now, slot);
+                self.gw.handle_link(self.now, slot, LinkEvent::Closed);
             }
         }
         self.pump();

@@ -454,8 +454,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::cti::{NodeConfig, SessionMode, Timing};
-    use crate::io::cti::CtiHost;
+    use crate::cti::{LinkEvent, NodeConfig, SessionMode, Timing};
     use crate::rcc::appearances::Appearances;
     use crate::rcc::session::Sessions;
     use crate::rcc::{GatewayConfig, Peer, Transport};
@@ -647,7 +646,7 @@ mod tests {
         config.completed = 4;
         config.out_queue = 4;
         config.message_size = 1024;
-        Gateway::new(config, Appearances::parse("").unwrap(), nodes)
+        Gateway::new(Instant::now(), config, Appearances::parse("").unwrap(), nodes)
     }
 
     fn render(page_: Page, gw: &Gateway, sip: SipTransport) -> (Rendered, String) {
@@ -687,7 +686,7 @@ mod tests {
         gw.counters.event_timeouts = 1;
         let now = Instant::now();
         gw.start(now);
-        gw.cti_connected(now, SlotId::new(0).unwrap()); // a system-status node is up at once
+        gw.handle_link(now, SlotId::new(0).unwrap(), LinkEvent::Connected); // a system-status node is up at once
         let sip = SipTransport {
             tcp_open: 2,
             tcp_refused: 5,
@@ -751,7 +750,7 @@ mod tests {
         assert_eq!(text, "no CTI node up (0 of 2)\n");
         let now = Instant::now();
         gw.start(now);
-        gw.cti_connected(now, SlotId::new(1).unwrap());
+        gw.handle_link(now, SlotId::new(1).unwrap(), LinkEvent::Connected);
         let (rendered, text) = render(Page::Healthz, &gw, SipTransport::default());
         assert_eq!(rendered.status, Status::Ok);
         assert_eq!(text, "ok: 1 of 2 CTI nodes up\n");
@@ -762,7 +761,7 @@ mod tests {
         let mut gw = small_gateway();
         let now = Instant::now();
         gw.start(now);
-        gw.cti_connected(now, SlotId::new(0).unwrap());
+        gw.handle_link(now, SlotId::new(0).unwrap(), LinkEvent::Connected);
         let (rendered, text) = render(Page::Nodes, &gw, SipTransport::default());
         assert_eq!(rendered.content_type, JSON_TYPE);
         let json: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -780,7 +779,7 @@ mod tests {
 
     #[test]
     fn sessions_are_json_with_every_string_escaped() {
-        let mut table = Sessions::new(4);
+        let mut table = Sessions::new(4, Instant::now());
         let opened = Instant::now();
         let awkward = "c\"1\\2\n\t\u{1}\u{7f}é@host";
         for (call_id, user, transport) in [

@@ -74,6 +74,17 @@ pub enum LinkAction {
     },
 }
 
+/// What the shell saw happen to a node's TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// The connect asked for by [`LinkAction::Connect`] succeeded.
+    Connected,
+    /// The connect failed.
+    ConnectFailed,
+    /// The connection closed or broke (not after a [`LinkAction::Close`]).
+    Closed,
+}
+
 /// Why a link went down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DownReason {
@@ -208,6 +219,32 @@ pub enum CtiEvent {
         /// Its invoke id.
         invoke_id: InvokeId,
     },
+}
+
+impl CtiEvent {
+    /// Logs the event the way an operator wants it: a node's state changes
+    /// at info or warn, one line each; a down node's retries at info the
+    /// first time and then at debug, so a node that stays away does not
+    /// flood the log.
+    pub fn log(&self) {
+        match *self {
+            CtiEvent::Connecting { slot, addr, attempt: 1 } => log::info!("{slot} ({addr}): connecting"),
+            CtiEvent::Connecting { slot, addr, attempt } => {
+                log::debug!("{slot} ({addr}): connecting, attempt {attempt}")
+            }
+            CtiEvent::NodeUp { slot, connection_id } => log::info!("{slot}: up, connection {connection_id}"),
+            CtiEvent::NodeDown { slot, connection_id: Some(id), reason } => {
+                log::warn!("{slot}: down ({reason}), connection {id} ended")
+            }
+            CtiEvent::NodeDown { slot, connection_id: None, reason } => log::debug!("{slot}: not reached ({reason})"),
+            CtiEvent::RequestFailed { slot, tag, failure } => {
+                log::debug!("{slot}: request {} failed: {failure:?}", tag.0)
+            }
+            CtiEvent::LateAnswer { slot, invoke_id } => {
+                log::debug!("{slot}: late answer to invoke {invoke_id} dropped")
+            }
+        }
+    }
 }
 
 /// A frame from a node for the caller, borrowed from the link's buffer.
@@ -362,6 +399,15 @@ impl Nodes {
     /// The connection of `slot` closed or broke.
     pub fn closed(&mut self, now: Instant, slot: SlotId) {
         with_link!(self, slot, |link, rx, ctx| link.closed(now, &mut ctx))
+    }
+
+    /// What the shell saw happen to the connection of `slot`.
+    pub fn handle_link(&mut self, now: Instant, slot: SlotId, event: LinkEvent) {
+        match event {
+            LinkEvent::Connected => self.connected(now, slot),
+            LinkEvent::ConnectFailed => self.connect_failed(now, slot),
+            LinkEvent::Closed => self.closed(now, slot),
+        }
     }
 
     /// Room to read into for `slot`; report the count with [`Nodes::received`].

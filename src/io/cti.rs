@@ -17,35 +17,32 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpStream;
 use smol::{LocalExecutor, Timer};
 
-use crate::cti::{CtiEvent, LINK_BUFFER, LinkAction, MAX_NODES, SlotId};
+use crate::cti::{LINK_BUFFER, LinkAction, LinkEvent, MAX_NODES, SlotId};
 
 /// What the shell needs from whoever owns the [`crate::cti::Nodes`]: the
 /// gateway core, or a test. Each method is one call into the sans-I/O
-/// core; the owner also drains and handles the core's events there.
+/// core, named as the gateway's own ([`crate::rcc::Gateway::handle_link`]
+/// and the rest); the owner also drains and handles the core's events there.
 pub trait CtiHost {
-    /// The TCP connection of `slot` is up.
-    fn cti_connected(&mut self, now: Instant, slot: SlotId);
-    /// The TCP connect of `slot` failed.
-    fn cti_connect_failed(&mut self, now: Instant, slot: SlotId);
-    /// The connection of `slot` closed or broke.
-    fn cti_closed(&mut self, now: Instant, slot: SlotId);
+    /// What happened to the TCP connection of `slot`.
+    fn handle_link(&mut self, now: Instant, slot: SlotId, event: LinkEvent);
     /// Bytes arrived on `slot`: hand them to the link and handle every
     /// frame they complete.
-    fn cti_received(&mut self, now: Instant, slot: SlotId, bytes: &[u8]);
+    fn handle_cti(&mut self, now: Instant, slot: SlotId, bytes: &[u8]);
     /// Bytes waiting to be written on `slot`.
-    fn cti_tx(&self, slot: SlotId) -> &[u8];
-    /// The first `n` bytes of [`CtiHost::cti_tx`] were written.
-    fn cti_transmitted(&mut self, slot: SlotId, n: usize);
+    fn link_tx(&self, slot: SlotId) -> &[u8];
+    /// The first `n` bytes of [`CtiHost::link_tx`] were written.
+    fn link_transmitted(&mut self, slot: SlotId, n: usize);
     /// Everything due at `now`.
-    fn cti_timeout(&mut self, now: Instant);
-    /// When [`CtiHost::cti_timeout`] is due.
-    fn cti_deadline(&self) -> Option<Instant>;
+    fn handle_timeout(&mut self, now: Instant);
+    /// When [`CtiHost::handle_timeout`] is due.
+    fn poll_timeout(&self) -> Option<Instant>;
     /// The next link action the core asks for.
-    fn cti_action(&mut self) -> Option<LinkAction>;
+    fn poll_link_action(&mut self) -> Option<LinkAction>;
 }
 
 /// Feeds a host's [`Nodes::rx_spare`](crate::cti::Nodes::rx_spare) from a
-/// byte slice: what [`CtiHost::cti_received`] usually does first.
+/// byte slice: what [`CtiHost::handle_cti`] usually does first.
 pub fn feed(
     nodes: &mut crate::cti::Nodes,
     slot: SlotId,
@@ -67,23 +64,6 @@ pub fn feed(
     }
 }
 
-/// Logs a CTI event the way an operator wants it: a node's state changes
-/// at info or warn, one line each; a down node's retries at info the first
-/// time and then at debug, so a node that stays away does not flood the log.
-pub fn log_event(event: &CtiEvent) {
-    match *event {
-        CtiEvent::Connecting { slot, addr, attempt: 1 } => log::info!("{slot} ({addr}): connecting"),
-        CtiEvent::Connecting { slot, addr, attempt } => log::debug!("{slot} ({addr}): connecting, attempt {attempt}"),
-        CtiEvent::NodeUp { slot, connection_id } => log::info!("{slot}: up, connection {connection_id}"),
-        CtiEvent::NodeDown { slot, connection_id: Some(id), reason } => {
-            log::warn!("{slot}: down ({reason}), connection {id} ended")
-        }
-        CtiEvent::NodeDown { slot, connection_id: None, reason } => log::debug!("{slot}: not reached ({reason})"),
-        CtiEvent::RequestFailed { slot, tag, failure } => log::debug!("{slot}: request {} failed: {failure:?}", tag.0),
-        CtiEvent::LateAnswer { slot, invoke_id } => log::debug!("{slot}: late answer to invoke {invoke_id} dropped"),
-    }
-}
-
 enum Order {
     Connect(SocketAddr),
     Close,
@@ -102,7 +82,7 @@ impl Pump {
     /// Carries out the core's link actions and wakes the writers and the
     /// timer. Call after every call into the core.
     pub fn run<H: CtiHost>(&self, host: &mut H) {
-        while let Some(action) = host.cti_action() {
+        while let Some(action) = host.poll_link_action() {
             let (slot, order) = match action {
                 LinkAction::Connect { slot, addr } => (slot, Order::Connect(addr)),
                 LinkAction::Close { slot } => (slot, Order::Close),
@@ -111,13 +91,13 @@ impl Pump {
         }
         for (i, writer) in self.writers.iter().enumerate() {
             let slot = SlotId::new(i).expect("index below MAX_NODES");
-            if !host.cti_tx(slot).is_empty() {
+            if !host.link_tx(slot).is_empty() {
                 let _ = writer.try_send(());
             }
         }
         // The timer task is woken only for a deadline earlier than the
         // one it sleeps until: a later one it finds when it wakes.
-        if host.cti_deadline().is_some_and(|d| self.armed.get().is_none_or(|armed| d < armed)) {
+        if host.poll_timeout().is_some_and(|d| self.armed.get().is_none_or(|armed| d < armed)) {
             let _ = self.timer.try_send(());
         }
     }
@@ -150,7 +130,7 @@ pub fn spawn<H: CtiHost + 'static>(ex: &Rc<LocalExecutor<'static>>, host: Rc<Ref
 
 async fn timer_task<H: CtiHost>(host: Rc<RefCell<H>>, pump: Rc<Pump>, wake: Receiver<()>) {
     loop {
-        let deadline = host.borrow().cti_deadline();
+        let deadline = host.borrow().poll_timeout();
         pump.armed.set(deadline);
         let sleep = async {
             match deadline {
@@ -169,7 +149,7 @@ async fn timer_task<H: CtiHost>(host: Rc<RefCell<H>>, pump: Rc<Pump>, wake: Rece
         let now = Instant::now();
         if deadline.is_some_and(|d| d <= now) {
             let mut h = host.borrow_mut();
-            h.cti_timeout(now);
+            h.handle_timeout(now);
             pump.run(&mut *h);
         }
     }
@@ -200,7 +180,7 @@ async fn link_task<H: CtiHost + 'static>(
             None => continue,
             Some(Err(_)) => {
                 let mut h = host.borrow_mut();
-                h.cti_connect_failed(Instant::now(), slot);
+                h.handle_link(Instant::now(), slot, LinkEvent::ConnectFailed);
                 pump.run(&mut *h);
                 continue;
             }
@@ -209,7 +189,7 @@ async fn link_task<H: CtiHost + 'static>(
         let _ = stream.set_nodelay(true);
         {
             let mut h = host.borrow_mut();
-            h.cti_connected(Instant::now(), slot);
+            h.handle_link(Instant::now(), slot, LinkEvent::Connected);
             pump.run(&mut *h);
         }
         let writer = ex.spawn(write_loop(slot, host.clone(), stream.clone(), wake_writer.clone()));
@@ -233,7 +213,7 @@ async fn link_task<H: CtiHost + 'static>(
         let _ = stream.shutdown(std::net::Shutdown::Both);
         if !closed_by_core {
             let mut h = host.borrow_mut();
-            h.cti_closed(Instant::now(), slot);
+            h.handle_link(Instant::now(), slot, LinkEvent::Closed);
             pump.run(&mut *h);
         }
     }
@@ -247,7 +227,7 @@ async fn read_loop<H: CtiHost>(slot: SlotId, host: Rc<RefCell<H>>, pump: Rc<Pump
             Ok(n) => n,
         };
         let mut h = host.borrow_mut();
-        h.cti_received(Instant::now(), slot, &buf[..n]);
+        h.handle_cti(Instant::now(), slot, &buf[..n]);
         pump.run(&mut *h);
     }
 }
@@ -257,7 +237,7 @@ async fn write_loop<H: CtiHost>(slot: SlotId, host: Rc<RefCell<H>>, mut stream: 
     loop {
         let n = {
             let h = host.borrow();
-            let pending = h.cti_tx(slot);
+            let pending = h.link_tx(slot);
             buf[..pending.len()].copy_from_slice(pending);
             pending.len()
         };
@@ -270,6 +250,6 @@ async fn write_loop<H: CtiHost>(slot: SlotId, host: Rc<RefCell<H>>, mut stream: 
         if stream.write_all(&buf[..n]).await.is_err() {
             return; // the reader sees the broken connection and reports it
         }
-        host.borrow_mut().cti_transmitted(slot, n);
+        host.borrow_mut().link_transmitted(slot, n);
     }
 }

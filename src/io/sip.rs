@@ -27,7 +27,7 @@ use smol::net::{TcpListener, TcpStream};
 use smol::{Async, LocalExecutor, Timer};
 
 use super::cti::{CtiHost, Pump};
-use crate::cti::{LinkAction, SlotId};
+use crate::cti::{LinkAction, LinkEvent, SlotId};
 use crate::rcc::{ConnId, Gateway, Peer, Transport};
 use crate::sendbuf::SendBuf;
 use crate::sip::StreamBuffer;
@@ -295,37 +295,29 @@ impl Host {
 }
 
 impl CtiHost for Host {
-    fn cti_connected(&mut self, now: Instant, slot: SlotId) {
-        self.gw.cti_connected(now, slot);
+    fn handle_link(&mut self, now: Instant, slot: SlotId, event: LinkEvent) {
+        self.gw.handle_link(now, slot, event);
         self.flush();
     }
-    fn cti_connect_failed(&mut self, now: Instant, slot: SlotId) {
-        self.gw.cti_connect_failed(now, slot);
+    fn handle_cti(&mut self, now: Instant, slot: SlotId, bytes: &[u8]) {
+        self.gw.handle_cti(now, slot, bytes);
         self.flush();
     }
-    fn cti_closed(&mut self, now: Instant, slot: SlotId) {
-        self.gw.cti_closed(now, slot);
+    fn link_tx(&self, slot: SlotId) -> &[u8] {
+        self.gw.link_tx(slot)
+    }
+    fn link_transmitted(&mut self, slot: SlotId, n: usize) {
+        self.gw.link_transmitted(slot, n);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.gw.handle_timeout(now);
         self.flush();
     }
-    fn cti_received(&mut self, now: Instant, slot: SlotId, bytes: &[u8]) {
-        self.gw.cti_received(now, slot, bytes);
-        self.flush();
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.gw.poll_timeout()
     }
-    fn cti_tx(&self, slot: SlotId) -> &[u8] {
-        self.gw.cti_tx(slot)
-    }
-    fn cti_transmitted(&mut self, slot: SlotId, n: usize) {
-        self.gw.cti_transmitted(slot, n);
-    }
-    fn cti_timeout(&mut self, now: Instant) {
-        self.gw.cti_timeout(now);
-        self.flush();
-    }
-    fn cti_deadline(&self) -> Option<Instant> {
-        self.gw.cti_deadline()
-    }
-    fn cti_action(&mut self) -> Option<LinkAction> {
-        self.gw.cti_action()
+    fn poll_link_action(&mut self) -> Option<LinkAction> {
+        self.gw.poll_link_action()
     }
 }
 

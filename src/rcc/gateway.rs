@@ -22,8 +22,7 @@ use super::{Peer, Transport};
 use crate::board;
 use crate::config::Cidr;
 use crate::csta::{self, ErrorCode, Message as Csta, Namespace, Request, Response, Service, Services, SystemStatus};
-use crate::cti::{CtiEvent, Incoming, LinkAction, LinkState, Nodes, RequestTag, SlotId};
-use crate::io::cti::{CtiHost, log_event};
+use crate::cti::{CtiEvent, Incoming, LinkAction, LinkEvent, LinkState, Nodes, RequestTag, SlotId};
 use crate::outbuf::{OutBuf, Overflow};
 use crate::sip::{self, DialogRequest, Frame, HeaderName, Message, MessageWriter, Method};
 use crate::tel::Number;
@@ -434,17 +433,16 @@ fn copy_str<const N: usize>(text: &str) -> Option<String<N>> {
 }
 
 impl Gateway {
-    /// A gateway with the given tables, line appearances and CTI nodes.
-    /// The nodes are not started: see [`Gateway::start`].
-    pub fn new(config: GatewayConfig, appearances: Appearances, nodes: Box<Nodes>) -> Box<Gateway> {
+    /// A gateway with the given tables, line appearances and CTI nodes,
+    /// made at `now`. The nodes are not started: see [`Gateway::start`].
+    pub fn new(now: Instant, config: GatewayConfig, appearances: Appearances, nodes: Box<Nodes>) -> Box<Gateway> {
         let size = config.message_size;
         let anyone = Peer { addr: "0.0.0.0:0".parse().expect("literal address"), transport: Transport::Udp };
         let timer_capacity = 4 * (config.client_transactions + config.completed) + 16;
-        let never = Instant::now();
         Box::new(Gateway {
             appearances,
             nodes,
-            sessions: Sessions::new(config.sessions),
+            sessions: Sessions::new(config.sessions, now),
             pending: Pool::new(config.pending, || Pending {
                 request: vec![0; size].into_boxed_slice(),
                 len: 0,
@@ -459,13 +457,13 @@ impl Gateway {
                 kind: ClientKind::EventInfo,
                 session: Handle { index: 0, generation: 0 },
                 message: Stored::new(anyone, size),
-                timeout_at: never,
+                timeout_at: now,
                 state: ClientState::Queued,
             }),
             completed: Pool::new(config.completed, || Completed {
                 key: 0,
                 message: Stored::new(anyone, size),
-                expires_at: never,
+                expires_at: now,
                 session: None,
             }),
             completed_index: Index::new(config.completed),
@@ -476,7 +474,7 @@ impl Gateway {
             timer_capacity,
             next_sweep: None,
             next_tag: 0,
-            now: never,
+            now,
             inbox: vec![0; crate::cti::LINK_BUFFER].into_boxed_slice(),
             contacts: ["udp", "tcp", "tls"].map(|t| {
                 let port = if t == "tls" { config.tls_port.unwrap_or(config.sip_port) } else { config.sip_port };
@@ -1757,7 +1755,7 @@ impl Gateway {
 
     fn drain_cti_events(&mut self, _now: Instant) {
         while let Some(event) = self.nodes.poll_event() {
-            log_event(&event);
+            event.log();
             match event {
                 CtiEvent::NodeUp { slot, connection_id } => self.node_up(slot, connection_id),
                 CtiEvent::RequestFailed { tag, failure, .. } => {
@@ -1776,26 +1774,21 @@ impl Gateway {
     }
 }
 
-impl CtiHost for Gateway {
-    fn cti_connected(&mut self, now: Instant, slot: SlotId) {
+/// The CTI side of the core: what the shell saw on the node links, and
+/// what it must do for them. The nodes' documents reach the gateway's
+/// handlers from here; the shell never sees them.
+impl Gateway {
+    /// What the shell saw happen to the TCP connection of `slot`.
+    pub fn handle_link(&mut self, now: Instant, slot: SlotId, event: LinkEvent) {
         self.now = now;
-        self.nodes.connected(now, slot);
+        self.nodes.handle_link(now, slot, event);
         self.drain_cti_events(now);
     }
 
-    fn cti_connect_failed(&mut self, now: Instant, slot: SlotId) {
-        self.now = now;
-        self.nodes.connect_failed(now, slot);
-        self.drain_cti_events(now);
-    }
-
-    fn cti_closed(&mut self, now: Instant, slot: SlotId) {
-        self.now = now;
-        self.nodes.closed(now, slot);
-        self.drain_cti_events(now);
-    }
-
-    fn cti_received(&mut self, now: Instant, slot: SlotId, bytes: &[u8]) {
+    /// Bytes read from the link of `slot`: every frame they complete is
+    /// handled (a node's answer to its pending request, an event to the
+    /// session monitoring it).
+    pub fn handle_cti(&mut self, now: Instant, slot: SlotId, bytes: &[u8]) {
         self.now = now;
         // Each frame's document is copied out of the link's buffer into the
         // inbox (taken out of self: no allocation) before it is handled.
@@ -1839,23 +1832,18 @@ impl CtiHost for Gateway {
         self.drain_cti_events(now);
     }
 
-    fn cti_tx(&self, slot: SlotId) -> &[u8] {
+    /// Bytes waiting to be written on the link of `slot`.
+    pub fn link_tx(&self, slot: SlotId) -> &[u8] {
         self.nodes.tx_pending(slot)
     }
 
-    fn cti_transmitted(&mut self, slot: SlotId, n: usize) {
+    /// The first `n` bytes of [`Gateway::link_tx`] were written.
+    pub fn link_transmitted(&mut self, slot: SlotId, n: usize) {
         self.nodes.transmitted(slot, n);
     }
 
-    fn cti_timeout(&mut self, now: Instant) {
-        self.handle_timeout(now);
-    }
-
-    fn cti_deadline(&self) -> Option<Instant> {
-        self.poll_timeout()
-    }
-
-    fn cti_action(&mut self) -> Option<LinkAction> {
+    /// The next thing the shell must do for a link (connect, close).
+    pub fn poll_link_action(&mut self) -> Option<LinkAction> {
         self.nodes.poll_action()
     }
 }

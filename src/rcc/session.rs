@@ -127,9 +127,8 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// A table of `capacity` sessions.
-    pub fn new(capacity: usize) -> Sessions {
-        let now = Instant::now();
+    /// A table of `capacity` sessions, made at `now`.
+    pub fn new(capacity: usize, now: Instant) -> Sessions {
         Sessions {
             pool: Pool::new(capacity, || Session::empty(now)),
             by_dialog: Index::new(capacity),
@@ -271,7 +270,7 @@ mod tests {
 
     #[test]
     fn indexes_follow_the_sessions() {
-        let mut t = Sessions::new(2);
+        let mut t = Sessions::new(2, Instant::now());
         let a = open(&mut t, "c1", "sip:alice@x", "tel:101").unwrap();
         let b = open(&mut t, "c2", "sip:bob@x", "tel:102").unwrap();
         assert!(open(&mut t, "c3", "sip:carol@x", "tel:103").is_none(), "full");

@@ -11,8 +11,7 @@ use super::{ConnId, Gateway, GatewayConfig, Peer, Transport};
 use crate::config::Cidr;
 use crate::csta::{self, Event, Message as Csta, Request, Response};
 use crate::cti::frame::{self, InvokeId};
-use crate::cti::{LinkAction, NodeConfig, Nodes, SessionMode, SlotId, Timing};
-use crate::io::cti::CtiHost;
+use crate::cti::{LinkAction, LinkEvent, NodeConfig, Nodes, SessionMode, SlotId, Timing};
 use crate::outbuf::OutBuf;
 use crate::sim::node::{Faults, Node};
 use crate::sim::switch::{LinkId, Outside, Switch};
@@ -91,13 +90,14 @@ impl World {
         config.sessions = sessions;
         config.tls_port = Some(5061);
         tweak(&mut config);
-        let gw = Gateway::new(config, lines(), nodes);
+        let now = Instant::now();
+        let gw = Gateway::new(now, config, lines(), nodes);
         let mut world = World {
             gw,
             nodes: (0..node_count)
                 .map(|_| SimNode { node: Node::new(switch(), Faults::default()), link: None, alive: true })
                 .collect(),
-            now: Instant::now(),
+            now,
             sent: Vec::new(),
             full: Vec::new(),
         };
@@ -110,16 +110,16 @@ impl World {
     fn pump(&mut self) {
         for _ in 0..1000 {
             let mut moved = false;
-            while let Some(action) = self.gw.cti_action() {
+            while let Some(action) = self.gw.poll_link_action() {
                 moved = true;
                 match action {
                     LinkAction::Connect { slot, .. } => {
                         let n = &mut self.nodes[slot.index()];
                         if n.alive {
                             n.link = Some(n.node.open_link());
-                            self.gw.cti_connected(self.now, slot);
+                            self.gw.handle_link(self.now, slot, LinkEvent::Connected);
                         } else {
-                            self.gw.cti_connect_failed(self.now, slot);
+                            self.gw.handle_link(self.now, slot, LinkEvent::ConnectFailed);
                         }
                     }
                     LinkAction::Close { slot } => {
@@ -132,12 +132,12 @@ impl World {
             }
             for i in 0..self.nodes.len() {
                 let slot = SlotId::new(i).unwrap();
-                let pending = self.gw.cti_tx(slot).to_vec();
+                let pending = self.gw.link_tx(slot).to_vec();
                 if pending.is_empty() {
                     continue;
                 }
                 moved = true;
-                self.gw.cti_transmitted(slot, pending.len());
+                self.gw.link_transmitted(slot, pending.len());
                 let Some(link) = self.nodes[i].link else { continue };
                 let outputs =
                     self.nodes[i].node.receive(self.now, link, &pending).expect("the gateway frames correctly");
@@ -168,7 +168,7 @@ impl World {
             let mut buf = vec![0u8; o.body.len() + 8];
             let mut out = OutBuf::new(&mut buf);
             frame::encode(&mut out, o.invoke_id, |w| w.put(&o.body)).unwrap();
-            self.gw.cti_received(self.now, slot, out.as_bytes());
+            self.gw.handle_cti(self.now, slot, out.as_bytes());
         }
     }
 
@@ -213,7 +213,7 @@ impl World {
         if let Some(link) = self.nodes[node].link.take() {
             self.nodes[node].node.close_link(link);
         }
-        self.gw.cti_closed(self.now, SlotId::new(node).unwrap());
+        self.gw.handle_link(self.now, SlotId::new(node).unwrap(), LinkEvent::Closed);
         self.pump();
     }
 
