@@ -14,7 +14,7 @@ pub mod session;
 use core::fmt;
 use core::net::SocketAddr;
 
-pub use gateway::{Counters, Gateway, GatewayConfig, Transmit};
+pub use gateway::{Counters, Deferrable, Gateway, GatewayConfig, Transmit};
 
 /// A TCP or TLS connection of the SIP shell: its slot and generation,
 /// opaque here (TCP and TLS connections share the slots, so an id names

@@ -1,0 +1,368 @@
+//! Dialogs: the INVITE that opens a session, refreshes by re-INVITE and
+//! UPDATE with their RFC 4028 session timers, ACK, BYE both ways, and the
+//! end of a session (its monitors stopped on its node).
+
+use super::*;
+
+/// What a session keeps of the INVITE that opens it, checked to fit.
+pub(super) struct SessionFields {
+    pub(super) call_id: String<MAX_CALL_ID>,
+    pub(super) remote_tag: String<MAX_TAG>,
+    pub(super) user: String<MAX_URI>,
+    pub(super) local_uri: String<MAX_URI>,
+    pub(super) remote_target: String<MAX_URI>,
+    pub(super) routes: heapless::Vec<String<MAX_ROUTE>, MAX_ROUTES>,
+    pub(super) cseq: u32,
+}
+
+impl SessionFields {
+    pub(super) fn read(m: &Message<'_>) -> Option<SessionFields> {
+        let from = m.from().ok()?;
+        let mut routes = heapless::Vec::new();
+        for route in m.name_addrs(HeaderName::RecordRoute) {
+            let route = route.ok()?;
+            let mut text: String<MAX_ROUTE> = String::new();
+            write!(text, "<{}>{}", route.uri, route.params.as_str()).ok()?;
+            routes.push(text).ok()?;
+        }
+        Some(SessionFields {
+            call_id: copy_str(m.call_id().ok()?)?,
+            remote_tag: copy_str(from.tag()?)?,
+            user: copy_str(user_key(from.uri))?,
+            local_uri: copy_str(m.to().ok()?.uri)?,
+            remote_target: copy_str(m.contact().ok()??.uri)?,
+            routes,
+            cseq: m.cseq().ok()?.number,
+        })
+    }
+}
+
+/// Session-Expires (RFC 4028), in seconds: `Ok(None)` when absent.
+pub(super) fn session_expires(m: &Message<'_>) -> Result<Option<u32>, ()> {
+    let Some(value) = m.single(HeaderName::SessionExpires).map_err(drop)? else { return Ok(None) };
+    let delta = value.split(';').next().unwrap_or("").trim();
+    let n = sip::grammar::parse_digits(delta).ok_or(())?;
+    Ok(Some(u32::try_from(n).unwrap_or(u32::MAX)))
+}
+
+impl Gateway {
+    /// The session of an in-dialog request.
+    pub(super) fn dialog_of(&self, m: &Message<'_>) -> Option<Handle> {
+        let call_id = m.call_id().ok()?;
+        let remote = m.from().ok()?.tag()?;
+        let local = m.to().ok()?.tag()?;
+        self.sessions.find_dialog(call_id, remote, Some(local))
+    }
+
+    /// Checks the CSeq of an in-dialog request (RFC 3261 §12.2.2): it
+    /// must be higher than the last one. Answers 500 and returns false
+    /// when it is not.
+    pub(super) fn in_order(&mut self, from: Peer, m: &Message<'_>, h: Handle) -> bool {
+        let cseq = m.cseq().map(|c| c.number).unwrap_or(0);
+        let Some(s) = self.sessions.get_mut(h) else { return false };
+        if cseq < s.remote_cseq {
+            self.respond(from, m, 500, "Server Internal Error: CSeq out of order", None, |_| Ok(()));
+            return false;
+        }
+        if cseq == s.remote_cseq {
+            // A retransmission whose answer is kept, or is in the making,
+            // never gets here.
+            let reason =
+                "Server Internal Error: retransmission of a request already answered, its response no longer kept";
+            self.respond(from, m, 500, reason, None, |_| Ok(()));
+            return false;
+        }
+        s.remote_cseq = cseq;
+        true
+    }
+
+    pub(super) fn invite(&mut self, from: Peer, m: &Message<'_>) {
+        let now = self.now;
+        if !m.content_type().ok().flatten().is_some_and(|t| t.is("application", "csta+xml")) {
+            self.counters.refused_body += 1;
+            let reason = "Unsupported Media Type: the body must be application/csta+xml";
+            return self.respond(from, m, 415, reason, None, |w| w.header("Accept", CSTA_XML).map(drop));
+        }
+        let doc = match csta::parse(m.body()) {
+            Ok(doc) => doc,
+            Err(e) => {
+                self.counters.refused_body += 1;
+                return self.respond(from, m, 400, Reason("Malformed CSTA body: ", e), None, |_| Ok(()));
+            }
+        };
+        let Csta::Request(Request::RequestSystemStatus { line }) = doc.message else {
+            self.counters.refused_body += 1;
+            let reason = "Not Acceptable Here: only RequestSystemStatus opens a session";
+            return self.respond(from, m, 488, reason, None, |_| Ok(()));
+        };
+        let from_header = m.from().expect("checked by check_request");
+        let user = user_key(from_header.uri);
+        if from_header.tag().is_none() {
+            return self.respond(from, m, 400, "Bad Request: no tag in From", None, |_| Ok(()));
+        }
+        let mut scratch = [0u8; 128];
+        let requested = match line.map(|l| l.unescape_into(&mut scratch).map(Number::parse)) {
+            None => None,
+            Some(Ok(Ok(n))) => Some(n),
+            Some(_) => {
+                return self.respond(from, m, 400, "Bad Request: lcs:line is not a telephone number", None, |_| Ok(()));
+            }
+        };
+        if !self.appearances.knows(user) {
+            self.counters.refused_user += 1;
+            log::info!("{from}: INVITE refused: unknown user {user}");
+            return self.respond(from, m, 403, "Forbidden: unknown user", None, |_| Ok(()));
+        }
+        let Some(line) = self.appearances.line_for(user, requested.as_ref()).and_then(copy_str::<MAX_URI>) else {
+            self.counters.refused_user += 1;
+            log::info!("{from}: INVITE refused: {user} asked for a line not assigned to them");
+            return self.respond(from, m, 403, "Forbidden: line not assigned to the user", None, |_| Ok(()));
+        };
+        let session_expires = match session_expires(m) {
+            Ok(se) => se,
+            Err(()) => return self.respond(from, m, 400, "Bad Request: malformed Session-Expires", None, |_| Ok(())),
+        };
+        if session_expires.is_some_and(|se| se < MIN_SE) {
+            return self.respond(from, m, 422, "Session Interval Too Small", None, |w| {
+                w.header_fmt("Min-SE", MIN_SE).map(drop)
+            });
+        }
+        // Everything the session keeps must fit its fixed fields.
+        let fields = SessionFields::read(m);
+        let Some(fields) = fields else {
+            return self.respond(
+                from,
+                m,
+                400,
+                "Bad Request: a dialog header is missing or too long for this gateway",
+                None,
+                |_| Ok(()),
+            );
+        };
+        if let Some(old) = self.sessions.find_user_line(user, &line) {
+            self.counters.sessions_replaced += 1;
+            log::info!("session of {user} on {line} replaced by a new INVITE");
+            self.end_session(old, true);
+        }
+        let Some(slot) = self.nodes.pick() else {
+            self.counters.refused_no_node += 1;
+            log::info!("{from}: INVITE of {user} refused: no CTI node is up");
+            let retry = self.nodes.timing().reconnect_interval.as_secs().max(1);
+            return self.respond(from, m, 503, "Service Unavailable: no CTI node is up", None, |w| {
+                w.header_fmt("Retry-After", retry).map(drop)
+            });
+        };
+        let connection_id = self.nodes.connection_id(slot).expect("a picked node is up");
+        let local_tag = self.fresh_tag();
+        let namespace = doc.namespace;
+        let opened = self.sessions.open(now, |s| {
+            s.call_id = fields.call_id;
+            s.remote_tag = fields.remote_tag;
+            s.local_tag = local_tag.clone();
+            s.user = fields.user;
+            s.local_uri = fields.local_uri;
+            s.remote_target = fields.remote_target;
+            s.routes = fields.routes;
+            s.line = line.clone();
+            s.peer = from;
+            s.namespace = namespace;
+            s.slot = slot;
+            s.connection_id = connection_id;
+            s.remote_cseq = fields.cseq;
+            s.invite_cseq = fields.cseq;
+            s.session_expires = session_expires.map(|se| Duration::from_secs(u64::from(se)));
+        });
+        let Some(h) = opened else {
+            self.counters.refused_full += 1;
+            log::warn!(
+                "{from}: INVITE of {user} refused: the session table is full ({} sessions)",
+                self.sessions.capacity()
+            );
+            let retry = self.config.retry_after_full;
+            return self.respond(from, m, 503, "Service Unavailable: session table full", None, |w| {
+                w.header_fmt("Retry-After", retry).map(drop)
+            });
+        };
+        self.counters.sessions_opened += 1;
+        log::info!("session opened: {user} on {line}, {slot}, from {from}");
+        self.answer_invite(from, m, h, session_expires, true);
+    }
+
+    /// The 200 to an INVITE or re-INVITE (and to UPDATE): Contact,
+    /// session timer, and RequestSystemStatusResponse when `with_status`.
+    pub(super) fn answer_invite(&mut self, from: Peer, m: &Message<'_>, h: Handle, se: Option<u32>, with_status: bool) {
+        let Some(s) = self.sessions.get(h) else { return };
+        let (tag, namespace, up) = (s.local_tag.clone(), s.namespace, self.nodes.state(s.slot) == LinkState::Up);
+        let contact = self.contacts[contact_index(from.transport)].clone();
+        let require_timer = se.is_some() && m.supports("timer");
+        let status = Response::SystemStatus(if up { SystemStatus::Normal } else { SystemStatus::Disabled });
+        let extra = |w: &mut MessageWriter<'_>| {
+            // RFC 3261 12.1.1: the proxies that record-routed (a load
+            // balancer in front of several gateways) learn the route set.
+            for header in m.headers().filter(|h| h.kind == HeaderName::RecordRoute) {
+                w.header_bytes("Record-Route", header.value)?;
+            }
+            w.header_fmt("Contact", format_args!("<{contact}>"))?;
+            w.header("Allow", ALLOW)?.header("Supported", "timer")?;
+            if let Some(se) = se {
+                w.header_fmt("Session-Expires", format_args!("{se};refresher=uac"))?;
+                if require_timer {
+                    w.header("Require", "timer")?;
+                }
+            }
+            Ok(())
+        };
+        let body = with_status.then_some(|o: &mut OutBuf<'_>| status.write(namespace, o));
+        self.respond_with(from, m, 200, "OK", Some(&tag), extra, body);
+        if m.method() == Some(Method::Invite) && !from.transport.is_reliable() {
+            let Some(key) = transaction_key(m, &from) else { return };
+            let kept = self.keep_completed(key, from, Some(h));
+            if let Some(s) = self.sessions.get_mut(h) {
+                if let Some(old) = core::mem::replace(&mut s.invite_2xx, kept) {
+                    if let Some(c) = self.completed.get_mut(old) {
+                        c.message.retransmit_at = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A re-INVITE or UPDATE: a session refresh.
+    pub(super) fn refresh(&mut self, from: Peer, m: &Message<'_>) {
+        let Some(h) = self.dialog_of(m) else {
+            return self.respond(from, m, 481, "Call/Transaction Does Not Exist", None, |_| Ok(()));
+        };
+        if !self.in_order(from, m, h) {
+            return;
+        }
+        let se = match session_expires(m) {
+            Ok(se) => se,
+            Err(()) => return self.respond(from, m, 400, "Bad Request: malformed Session-Expires", None, |_| Ok(())),
+        };
+        if let Some(s) = self.sessions.get_mut(h) {
+            s.refreshed_at = self.now;
+            if let Some(se) = se {
+                s.session_expires = Some(Duration::from_secs(u64::from(se)));
+            }
+            if m.method() == Some(Method::Invite) {
+                s.invite_cseq = m.cseq().map(|c| c.number).unwrap_or(0);
+            }
+        }
+        let with_status = m.content_type().ok().flatten().is_some_and(|t| t.is("application", "csta+xml"));
+        self.answer_invite(from, m, h, se, with_status);
+    }
+
+    pub(super) fn ack(&mut self, m: &Message<'_>) {
+        let Some(h) = self.dialog_of(m) else { return };
+        let Some(kept) = self.sessions.get(h).and_then(|s| s.invite_2xx) else { return };
+        if let Some(c) = self.completed.get_mut(kept) {
+            c.message.retransmit_at = None;
+        }
+    }
+
+    pub(super) fn bye(&mut self, from: Peer, m: &Message<'_>) {
+        let Some(h) = self.dialog_of(m) else {
+            return self.respond(from, m, 481, "Call/Transaction Does Not Exist", None, |_| Ok(()));
+        };
+        self.respond(from, m, 200, "OK", None, |_| Ok(()));
+        if let Some(s) = self.sessions.get(h) {
+            log::info!("session closed by {}: {} on {}", from, s.user, s.line);
+        }
+        self.end_session(h, false);
+    }
+
+    /// Ends a session: its monitors are stopped on the node and, when
+    /// `bye`, Lync gets a BYE (as soon as the outgoing queue has room).
+    pub(super) fn end_session(&mut self, h: Handle, bye: bool) {
+        let now = self.now;
+        let Some(s) = self.sessions.get_mut(h) else { return };
+        if s.ending {
+            return;
+        }
+        s.ending = true;
+        if let Some(kept) = s.invite_2xx.take() {
+            if let Some(c) = self.completed.get_mut(kept) {
+                c.message.retransmit_at = None;
+            }
+        }
+        let s = self.sessions.get(h).expect("just used");
+        let (slot, connection_id) = (s.slot, s.connection_id);
+        let on_same_connection =
+            self.nodes.state(slot) == LinkState::Up && self.nodes.connection_id(slot) == Some(connection_id);
+        let mut monitors: heapless::Vec<String<{ session::MAX_XREF }>, MAX_MONITORS> = heapless::Vec::new();
+        for xref in &s.monitors {
+            let _ = monitors.push(xref.clone());
+        }
+        if on_same_connection {
+            for xref in &monitors {
+                self.next_tag += 1;
+                let stop = Request::MonitorStop { monitor: csta::Text::literal(xref) };
+                let _ = self.nodes.send_request(now, slot, RequestTag(INTERNAL | self.next_tag), &stop);
+            }
+        }
+        self.counters.sessions_closed += 1;
+        self.drop_events(h);
+        if !bye {
+            self.sessions.close(h);
+        } else if self.out.room() > 1 && self.byes.is_empty() {
+            self.send_bye_and_close(h);
+        } else {
+            self.byes.push_back(h);
+        }
+    }
+
+    pub(super) fn log_session_end(&self, h: Handle, why: &str) {
+        if let Some(s) = self.sessions.get(h) {
+            log::info!("session of {} on {} ended: {why}", s.user, s.line);
+        }
+    }
+
+    pub(super) fn send_bye_and_close(&mut self, h: Handle) {
+        self.send_in_dialog(h, ClientKind::Bye, None);
+        self.sessions.close(h);
+    }
+
+    /// Sessions whose refresh interval (RFC 4028) passed without a refresh.
+    pub(super) fn sweep_expired_sessions(&mut self) {
+        let now = self.now;
+        let mut expired: heapless::Vec<Handle, 64> = heapless::Vec::new();
+        for (h, s) in self.sessions.iter() {
+            if s.ending {
+                continue;
+            }
+            if s.session_expires.is_some_and(|se| now >= s.refreshed_at + se) && expired.push(h).is_err() {
+                break; // the rest at the next sweep
+            }
+        }
+        for h in expired {
+            if let Some(s) = self.sessions.get(h) {
+                log::info!("session of {} expired: not refreshed within its Session-Expires", s.user);
+            }
+            self.end_session(h, true);
+        }
+    }
+
+    /// A TCP or TLS connection closed: its sessions cannot be reached any more.
+    pub fn tcp_closed(&mut self, now: Instant, conn: crate::rcc::ConnId) {
+        self.now = now;
+        self.congested.retain(|&c| c != conn);
+        let mut gone: heapless::Vec<Handle, 256> = heapless::Vec::new();
+        loop {
+            gone.clear();
+            for (h, s) in self.sessions.iter() {
+                if s.peer.transport.conn() == Some(conn) && !s.ending && gone.push(h).is_err() {
+                    break;
+                }
+            }
+            if gone.is_empty() {
+                return;
+            }
+            for h in gone.iter().copied() {
+                if let Some(s) = self.sessions.get(h) {
+                    log::info!("session of {} ended: its {} connection closed", s.user, s.peer.transport.token());
+                }
+                self.end_session(h, false);
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Lync's CSTA requests: answered by the gateway itself (features, system
+//! status), refused at once (line appearances, node down, backlog), or
+//! relayed to the session's node and its answer carried back.
+
+use super::*;
+
+/// A request relayed to a node, waiting for its answer.
+pub(super) struct Pending {
+    pub(super) request: Box<[u8]>,
+    pub(super) len: usize,
+    pub(super) from: Peer,
+    pub(super) session: Handle,
+    pub(super) namespace: Namespace,
+    /// The entry holds no request but its answer, which waits for room on
+    /// the stream connection `from` names.
+    pub(super) answer: bool,
+}
+
+impl Gateway {
+    /// Answers an INFO (or a pending one) with a CSTA document.
+    pub(super) fn answer_csta(&mut self, to: Peer, m: &Message<'_>, namespace: Namespace, message: &Csta<'_>) {
+        self.respond_with(to, m, 200, "OK", None, |_| Ok(()), Some(|o: &mut OutBuf<'_>| message.write(namespace, o)));
+    }
+
+    pub(super) fn info(&mut self, from: Peer, m: &Message<'_>) {
+        let Some(h) = self.dialog_of(m) else {
+            return self.respond(from, m, 481, "Call/Transaction Does Not Exist", None, |_| Ok(()));
+        };
+        if !self.in_order(from, m, h) {
+            return;
+        }
+        if !m.content_type().ok().flatten().is_some_and(|t| t.is("application", "csta+xml")) {
+            let reason = "Unsupported Media Type: the body must be application/csta+xml";
+            return self.respond(from, m, 415, reason, None, |w| w.header("Accept", CSTA_XML).map(drop));
+        }
+        let s = self.sessions.get(h).expect("found above");
+        let namespace = s.namespace;
+        if s.ending {
+            return self.answer_csta(from, m, namespace, &Csta::Error(ErrorCode::RESOURCE_OUT_OF_SERVICE));
+        }
+        let doc = match csta::parse(m.body()) {
+            Ok(doc) => doc,
+            Err(e)
+                if matches!(
+                    e,
+                    csta::Error::UnknownMessage
+                        | csta::Error::MissingElement(_)
+                        | csta::Error::BadValue(_)
+                        | csta::Error::TooManyItems(_)
+                ) =>
+            {
+                return self.answer_csta(from, m, namespace, &Csta::Error(e.error_code()));
+            }
+            Err(e) => return self.respond(from, m, 400, Reason("Malformed CSTA body: ", e), None, |_| Ok(())),
+        };
+        let Csta::Request(request) = doc.message else {
+            return self.respond(from, m, 400, "Bad Request: the body is not a CSTA request", None, |_| Ok(()));
+        };
+        match request {
+            Request::GetCstaFeatures { .. } => {
+                self.answer_csta(from, m, namespace, &Csta::Response(Response::Features(Services::all())))
+            }
+            Request::RequestSystemStatus { .. } => {
+                let up = self.nodes.state(s.slot) == LinkState::Up
+                    && self.nodes.connection_id(s.slot) == Some(s.connection_id);
+                let status = if up { SystemStatus::Normal } else { SystemStatus::Disabled };
+                self.answer_csta(from, m, namespace, &Csta::Response(Response::SystemStatus(status)))
+            }
+            _ => self.relay(from, m, h, &request),
+        }
+    }
+
+    /// Relays a request to the session's node, after checking the user
+    /// may touch what it names; refusals are answered at once.
+    pub(super) fn relay(&mut self, from: Peer, m: &Message<'_>, h: Handle, request: &Request<'_>) {
+        let s = self.sessions.get(h).expect("checked by the caller");
+        let namespace = s.namespace;
+        let refuse = |code: ErrorCode<'static>| Csta::Error(code);
+        // Line appearances: every controlled device must be the user's.
+        let mut scratch = [0u8; 128];
+        let allowed = request.controlled_devices().into_iter().flatten().all(|device| match device {
+            Some(text) => text.unescape_into(&mut scratch).is_ok_and(|d| self.appearances.may_control(&s.user, d)),
+            None => false, // a connection without its device cannot be authorised
+        });
+        let monitor_ok = match request {
+            Request::MonitorStop { monitor } => s.monitors.iter().any(|x| monitor.eq_str(x)),
+            _ => true,
+        };
+        let room_for_monitor = !matches!(request, Request::MonitorStart { .. }) || s.monitors.len() < MAX_MONITORS;
+        let node_up =
+            self.nodes.state(s.slot) == LinkState::Up && self.nodes.connection_id(s.slot) == Some(s.connection_id);
+        let (slot, user) = (s.slot, s.user.clone());
+        let verdict = if !allowed {
+            self.counters.privilege_violations += 1;
+            log::info!("{user}: {} refused: a device not assigned to the user", request.service().request_name());
+            Some(ErrorCode::PRIVILEGE_VIOLATION)
+        } else if !monitor_ok {
+            Some(ErrorCode::INVALID_MONITOR_CROSS_REF_ID)
+        } else if !room_for_monitor {
+            Some(ErrorCode::OBJECT_MONITOR_LIMIT_EXCEEDED)
+        } else if !node_up {
+            self.counters.node_down_refusals += 1;
+            log::info!("{}: {} refused: its CTI node is down", s.user, request.service().request_name());
+            Some(ErrorCode::RESOURCE_OUT_OF_SERVICE)
+        } else if self.client.len() * 4 >= self.client.capacity() * 3 {
+            // Lync is not taking events as fast as calls make them: new
+            // work is refused before events would have to be dropped.
+            self.counters.backlog_refusals += 1;
+            if self.counters.backlog_refusals.is_power_of_two() {
+                log::warn!(
+                    "{user}: {} refused: {} event INFOs wait for Lync's answers ({} requests refused so far)",
+                    request.service().request_name(),
+                    self.client.len(),
+                    self.counters.backlog_refusals
+                );
+            }
+            Some(ErrorCode::RESOURCE_BUSY)
+        } else {
+            None
+        };
+        if let Some(code) = verdict {
+            return self.answer_csta(from, m, namespace, &refuse(code));
+        }
+        let bytes = m.as_bytes();
+        let Some((p, pending)) = self.pending.alloc().filter(|(_, p)| bytes.len() <= p.request.len()) else {
+            log::warn!("{user}: {} refused: too many requests waiting for the nodes", request.service().request_name());
+            return self.answer_csta(from, m, namespace, &refuse(ErrorCode::RESOURCE_BUSY));
+        };
+        pending.request[..bytes.len()].copy_from_slice(bytes);
+        pending.len = bytes.len();
+        pending.from = from;
+        pending.session = h;
+        pending.namespace = namespace;
+        let key = transaction_key(m, &from);
+        if let (Some(key), false) = (key, from.transport.is_reliable()) {
+            self.pending_index.insert(key, p.index);
+        }
+        match self.nodes.send_request(self.now, slot, RequestTag(p.pack()), request) {
+            Ok(_) => self.counters.relayed += 1,
+            Err(e) => {
+                self.forget_pending(p);
+                self.answer_csta(from, m, namespace, &refuse(e.error_code()));
+            }
+        }
+    }
+
+    pub(super) fn forget_pending(&mut self, p: Handle) {
+        let Some(pending) = self.pending.get(p) else { return };
+        if let Ok(m) = Message::parse(&pending.request[..pending.len]) {
+            if let Some(key) = transaction_key(&m, &pending.from) {
+                self.pending_index.remove(key, p.index);
+            }
+        }
+        self.pending.free(p);
+    }
+
+    /// A node answered (or could not answer) a relayed request.
+    /// True when the node's document did not parse (the caller counts it).
+    pub(super) fn node_answered(&mut self, tag: RequestTag, answer: Result<&[u8], ErrorCode<'static>>) -> bool {
+        let mut malformed = false;
+        if tag.0 >= INTERNAL {
+            return malformed; // the gateway's own MonitorStop
+        }
+        let p = Handle::unpack(tag.0);
+        let Some(pending) = self.pending.get_mut(p) else { return malformed };
+        // The stored request is moved out while it is answered: the
+        // answer needs the whole gateway. Taking a boxed slice does not allocate.
+        let request = core::mem::take(&mut pending.request);
+        let (len, from, session, namespace) = (pending.len, pending.from, pending.session, pending.namespace);
+        if let Ok(m) = Message::parse(&request[..len]) {
+            let answer_doc = answer.map(csta::parse);
+            malformed = matches!(answer_doc, Ok(Err(_)));
+            let message = match &answer_doc {
+                Ok(Ok(doc)) => Some(&doc.message),
+                _ => None,
+            };
+            // Monitors: learn the ids the node gives, forget stopped ones.
+            match message {
+                Some(Csta::Response(Response::MonitorStarted { monitor })) => {
+                    let mut scratch = [0u8; 64];
+                    if let Ok(xref) = monitor.unescape_into(&mut scratch) {
+                        self.sessions.add_monitor(session, xref);
+                    }
+                }
+                Some(Csta::Response(Response::Ack(Service::MonitorStop))) => {
+                    if let Ok(csta::Document { message: Csta::Request(Request::MonitorStop { monitor }), .. }) =
+                        csta::parse(m.body())
+                    {
+                        let mut scratch = [0u8; 64];
+                        if let Ok(xref) = monitor.unescape_into(&mut scratch) {
+                            self.sessions.remove_monitor(session, xref);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            let queued = self.out.count;
+            match &answer_doc {
+                Ok(Ok(doc)) => self.answer_csta(from, &m, namespace, &doc.message),
+                // The node's document did not parse: tell Lync it failed.
+                Ok(Err(_)) => self.answer_csta(from, &m, namespace, &Csta::Error(ErrorCode::GENERIC_OPERATION)),
+                Err(code) => self.answer_csta(from, &m, namespace, &Csta::Error(*code)),
+            }
+            if self.out.count > queued && from.transport.is_reliable() {
+                self.out.mark_last(Defer::Answer);
+            }
+            if let Some(key) = transaction_key(&m, &from) {
+                self.pending_index.remove(key, p.index);
+            }
+        }
+        if let Some(pending) = self.pending.get_mut(p) {
+            pending.request = request;
+        }
+        self.pending.free(p);
+        malformed
+    }
+}
