@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,8 @@ use ctigw::cti::{
     CtiEvent, DownReason, Failure, Incoming, LinkAction, LinkEvent, LinkState, NodeConfig, Nodes, RequestTag,
     SendError, SessionMode, SlotId, Timing,
 };
-use ctigw::io::cti::{CtiHost, Pump, feed, spawn};
+use ctigw::io::cti::feed;
+use ctigw::io::driver::{Core, Driver};
 use smol::{LocalExecutor, Timer};
 
 fn timing() -> Timing {
@@ -50,7 +50,7 @@ impl Host {
     }
 }
 
-impl CtiHost for Host {
+impl Core for Host {
     fn handle_link(&mut self, now: Instant, slot: SlotId, event: LinkEvent) {
         self.nodes.handle_link(now, slot, event);
         self.drain(now);
@@ -100,8 +100,7 @@ impl CtiHost for Host {
 }
 
 struct Rig {
-    host: Rc<RefCell<Host>>,
-    pump: Rc<Pump>,
+    driver: Rc<Driver<Host>>,
 }
 
 impl Rig {
@@ -113,20 +112,18 @@ impl Rig {
         let configs: Vec<NodeConfig> = sims.iter().map(|s| NodeConfig { addr: s.listen, mode }).collect();
         let mut nodes = Nodes::new(timing, &configs).unwrap();
         nodes.start(Instant::now());
-        let host = Rc::new(RefCell::new(Host { nodes, answers: Vec::new(), events: Vec::new(), cti: Vec::new() }));
-        let pump = spawn(ex, host.clone());
-        pump.run(&mut *host.borrow_mut());
-        Rig { host, pump }
+        let host = Host { nodes, answers: Vec::new(), events: Vec::new(), cti: Vec::new() };
+        Rig { driver: Driver::spawn(ex, host) }
     }
 
     fn state(&self, slot: SlotId) -> LinkState {
-        self.host.borrow().nodes.state(slot)
+        self.driver.core().nodes.state(slot)
     }
 
     /// Polls `cond` every 5 ms for at most `limit`; how long it took.
     async fn wait(&self, limit: Duration, what: &str, mut cond: impl FnMut(&Host) -> bool) -> Duration {
         let start = Instant::now();
-        while !cond(&self.host.borrow()) {
+        while !cond(&self.driver.core()) {
             assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
             Timer::after(Duration::from_millis(5)).await;
         }
@@ -134,19 +131,16 @@ impl Rig {
     }
 
     fn send(&self, slot: SlotId, tag: u64) -> Result<(), SendError> {
-        let mut h = self.host.borrow_mut();
         let request = Request::MonitorStart { device: Text::literal("tel:101") };
-        let result = h.nodes.send_request(Instant::now(), slot, RequestTag(tag), &request).map(drop);
-        self.pump.run(&mut *h);
-        result
+        self.driver.feed(|h, now| h.nodes.send_request(now, slot, RequestTag(tag), &request).map(drop))
     }
 
     fn answered(&self, tag: u64) -> Option<String> {
-        self.host.borrow().answers.iter().find(|(t, _)| *t == tag).map(|(_, a)| a.clone())
+        self.driver.core().answers.iter().find(|(t, _)| *t == tag).map(|(_, a)| a.clone())
     }
 
     fn failure(&self, tag: u64) -> Option<Failure> {
-        self.host.borrow().cti.iter().find_map(|(_, e)| match e {
+        self.driver.core().cti.iter().find_map(|(_, e)| match e {
             CtiEvent::RequestFailed { tag: t, failure, .. } if t.0 == tag => Some(*failure),
             _ => None,
         })
@@ -175,8 +169,8 @@ fn eight_slots_kill_one_node_the_others_serve_it_comes_back() {
             rig.send(slot(i), i as u64).unwrap();
         }
         rig.wait(Duration::from_secs(2), "eight answers", |h| h.answers.len() == 8).await;
-        assert!(rig.host.borrow().answers.iter().all(|(_, a)| a == "MonitorStartResponse"));
-        let first_id = rig.host.borrow().nodes.connection_id(slot(2)).unwrap();
+        assert!(rig.driver.core().answers.iter().all(|(_, a)| a == "MonitorStartResponse"));
+        let first_id = rig.driver.core().nodes.connection_id(slot(2)).unwrap();
 
         // kill -9 node 3, with a request outstanding on it.
         sims[2].control("fault delay 5000");
@@ -193,7 +187,7 @@ fn eight_slots_kill_one_node_the_others_serve_it_comes_back() {
         let refusal = t.elapsed();
         assert!(refusal < Duration::from_millis(5), "refusal took {refusal:?}");
         // Round-robin skips it; the seven others keep serving.
-        let picks: Vec<usize> = (0..14).map(|_| rig.host.borrow_mut().nodes.pick().unwrap().index()).collect();
+        let picks: Vec<usize> = (0..14).map(|_| rig.driver.feed(|h, _| h.nodes.pick()).unwrap().index()).collect();
         assert!(!picks.contains(&2), "{picks:?}");
         for i in (0..8).filter(|&i| i != 2) {
             rig.send(slot(i), 200 + i as u64).unwrap();
@@ -209,7 +203,7 @@ fn eight_slots_kill_one_node_the_others_serve_it_comes_back() {
                 h.nodes.state(slot(2)) == LinkState::Up
             })
             .await;
-        let second_id = rig.host.borrow().nodes.connection_id(slot(2)).unwrap();
+        let second_id = rig.driver.core().nodes.connection_id(slot(2)).unwrap();
         assert_ne!(second_id, first_id, "a new connection id");
         rig.send(slot(2), 300).unwrap();
         rig.wait(Duration::from_secs(1), "node 3 answers again", |_| rig.answered(300).is_some()).await;
@@ -219,7 +213,7 @@ fn eight_slots_kill_one_node_the_others_serve_it_comes_back() {
             timing().reconnect_interval
         );
         // The node's down/up are in the event log with the old and new ids.
-        let cti = rig.host.borrow().cti.clone();
+        let cti = rig.driver.core().cti.clone();
         assert!(cti.iter().any(|(_, e)| matches!(e, CtiEvent::NodeDown { slot: s, connection_id: Some(id), reason: DownReason::Closed } if *s == slot(2) && *id == first_id)));
         assert!(cti.iter().any(|(_, e)| matches!(e, CtiEvent::NodeUp { slot: s, connection_id } if *s == slot(2) && *connection_id == second_id)));
     });
@@ -232,18 +226,18 @@ fn silenced_heartbeats_take_a_node_down_and_it_recovers() {
         let rig = Rig::new(&ex, &[&sim], SessionMode::Ecma354);
         rig.wait(Duration::from_secs(3), "up", |h| h.nodes.state(slot(0)) == LinkState::Up).await;
         assert_eq!(sim.control("fault heartbeat off"), "ok");
-        let silenced = rig.host.borrow().cti.len();
+        let silenced = rig.driver.core().cti.len();
         // Two misses: heartbeats go out every 500 ms and get 500 ms each.
         let took = rig.wait(Duration::from_secs(3), "down", |h| h.nodes.state(slot(0)) != LinkState::Up).await;
         assert!(took >= Duration::from_millis(900), "down too early: {took:?}");
-        let reason = rig.host.borrow().cti[silenced..].iter().find_map(|(_, e)| match e {
+        let reason = rig.driver.core().cti[silenced..].iter().find_map(|(_, e)| match e {
             CtiEvent::NodeDown { reason, .. } => Some(*reason),
             _ => None,
         });
         assert_eq!(reason, Some(DownReason::HeartbeatsMissed(2)));
         assert_eq!(sim.control("fault heartbeat on"), "ok");
         rig.wait(Duration::from_secs(3), "back up", |h| h.nodes.state(slot(0)) == LinkState::Up).await;
-        assert!(rig.host.borrow().nodes.counters(slot(0)).heartbeats_missed >= 2);
+        assert!(rig.driver.core().nodes.counters(slot(0)).heartbeats_missed >= 2);
     });
 }
 
@@ -303,12 +297,12 @@ fn events_reach_the_gateway_and_system_status_nodes_work() {
         assert_eq!(sim.control("answer C-0001"), "ok");
         assert_eq!(sim.control("hangup C-0001"), "ok");
         rig.wait(Duration::from_secs(1), "four events", |h| h.events.len() >= 4).await;
-        let names: Vec<String> = rig.host.borrow().events.iter().map(|(_, n)| n.clone()).collect();
+        let names: Vec<String> = rig.driver.core().events.iter().map(|(_, n)| n.clone()).collect();
         // The caller hangs up: its connection clears, then the line's as the call ends.
         assert_eq!(names, ["DeliveredEvent", "EstablishedEvent", "ConnectionClearedEvent", "ConnectionClearedEvent"]);
         // Heartbeats (RequestSystemStatus) keep it up.
         Timer::after(Duration::from_millis(1600)).await;
         assert_eq!(rig.state(slot(0)), LinkState::Up);
-        assert!(rig.host.borrow().nodes.counters(slot(0)).heartbeats_sent >= 2);
+        assert!(rig.driver.core().nodes.counters(slot(0)).heartbeats_sent >= 2);
     });
 }

@@ -7,7 +7,7 @@
 //! borrow is released, and only then is the answer written, within
 //! [`WRITE_TIMEOUT`]. The connection is then closed: one request each.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::future::Future;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
@@ -17,6 +17,7 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::{TcpListener, TcpStream};
 use smol::{Async, LocalExecutor, Timer};
 
+use super::driver::Driver;
 use super::sip::{Host, SipOut};
 use crate::admin::http::{self, HEAD_SIZE, Page, Parsed, Status};
 use crate::admin::render::{self, Rendered, SipTransport, TEXT_TYPE, View};
@@ -32,12 +33,12 @@ const SESSION_JSON: usize = 320;
 /// chosen by the system when `listen` names port 0).
 pub fn spawn(
     ex: &Rc<LocalExecutor<'static>>,
-    host: Rc<RefCell<Host>>,
+    driver: Rc<Driver<Host>>,
     listen: SocketAddr,
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::from(Async::<std::net::TcpListener>::bind(listen)?);
     let bound = listener.local_addr()?;
-    ex.spawn(accept_task(ex.clone(), host, listener)).detach();
+    ex.spawn(accept_task(ex.clone(), driver, listener)).detach();
     Ok(bound)
 }
 
@@ -61,7 +62,7 @@ impl Drop for Place {
     }
 }
 
-async fn accept_task(ex: Rc<LocalExecutor<'static>>, host: Rc<RefCell<Host>>, listener: TcpListener) {
+async fn accept_task(ex: Rc<LocalExecutor<'static>>, driver: Rc<Driver<Host>>, listener: TcpListener) {
     let in_use = Rc::new(Cell::new(0));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -78,7 +79,7 @@ async fn accept_task(ex: Rc<LocalExecutor<'static>>, host: Rc<RefCell<Host>>, li
             let _ = stream.shutdown(Shutdown::Both);
             continue;
         };
-        ex.spawn(serve(host.clone(), stream, peer, place)).detach();
+        ex.spawn(serve(driver.clone(), stream, peer, place)).detach();
     }
 }
 
@@ -92,7 +93,7 @@ async fn within<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> 
 }
 
 /// Serves one request on `stream`, then closes it.
-async fn serve(host: Rc<RefCell<Host>>, mut stream: TcpStream, peer: SocketAddr, _place: Place) {
+async fn serve(driver: Rc<Driver<Host>>, mut stream: TcpStream, peer: SocketAddr, _place: Place) {
     let mut buf = [0u8; REQUEST_BUFFER];
     let request = match within(READ_TIMEOUT, read_head(&mut stream, &mut buf)).await {
         Some(Ok(request)) => request,
@@ -107,7 +108,7 @@ async fn serve(host: Rc<RefCell<Host>>, mut stream: TcpStream, peer: SocketAddr,
             return;
         }
     };
-    let answer = answer(&host, request);
+    let answer = answer(&driver, request);
     log::debug!("admin {peer}: {:?} -> {}", request, answer.status);
     // Head and body go out as two writes: no Nagle wait between them.
     let _ = stream.set_nodelay(true);
@@ -187,7 +188,7 @@ fn sip_counters(out: &SipOut) -> SipTransport {
 /// Renders the answer to `request`. The gateway is borrowed only inside
 /// this function, which does not await: SIP waits for the rendering, never
 /// for the client.
-fn answer(host: &RefCell<Host>, request: Result<http::Request, Status>) -> Answer {
+fn answer(driver: &Driver<Host>, request: Result<http::Request, Status>) -> Answer {
     let mut body = String::new();
     let refused = |status: Status, body: &mut String| {
         body.clear();
@@ -198,8 +199,8 @@ fn answer(host: &RefCell<Host>, request: Result<http::Request, Status>) -> Answe
     let (rendered, head_only) = match request {
         Err(status) => (refused(status, &mut body), false),
         Ok(request) => {
-            let rendered = match host.try_borrow() {
-                Ok(h) => {
+            let rendered = match driver.try_core() {
+                Some(h) => {
                     if request.page == Page::Sessions {
                         body.reserve(h.gw.session_count().saturating_mul(SESSION_JSON));
                     }
@@ -209,7 +210,7 @@ fn answer(host: &RefCell<Host>, request: Result<http::Request, Status>) -> Answe
                 }
                 // Only a task holding the gateway across an await could
                 // cause this; answer rather than panic.
-                Err(_) => refused(Status::ServiceUnavailable, &mut body),
+                None => refused(Status::ServiceUnavailable, &mut body),
             };
             (rendered, request.head_only)
         }

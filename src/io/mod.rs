@@ -3,5 +3,7 @@
 
 pub mod admin;
 pub mod cti;
+pub mod driver;
+pub mod service;
 pub mod signal;
 pub mod sip;

@@ -16,7 +16,6 @@
 //! then a stream like a TCP connection: the same reader and writer tasks
 //! over the decrypted bytes, the same framing, limits and timeouts.
 
-use std::cell::RefCell;
 use std::net::{Shutdown, SocketAddr, UdpSocket};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -26,7 +25,7 @@ use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::net::{TcpListener, TcpStream};
 use smol::{Async, LocalExecutor, Timer};
 
-use super::cti::{CtiHost, Pump};
+use super::driver::{Core, Driver};
 use crate::cti::{LinkAction, LinkEvent, SlotId};
 use crate::rcc::{ConnId, Gateway, Peer, Transport};
 use crate::sendbuf::SendBuf;
@@ -189,6 +188,11 @@ impl SipOut {
         self.conns.iter().flatten().map(|c| c.tx.pending().len()).sum()
     }
 
+    fn conn(&self, id: ConnId) -> Option<&Conn> {
+        let (index, generation) = ((id.0 & 0xffff) as usize, (id.0 >> 16) as u16);
+        self.conns.get(index)?.as_ref().filter(|c| c.generation == generation)
+    }
+
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
         let (index, generation) = ((id.0 & 0xffff) as usize, (id.0 >> 16) as u16);
         self.conns.get_mut(index)?.as_mut().filter(|c| c.generation == generation)
@@ -264,8 +268,8 @@ impl SipOut {
     }
 }
 
-/// The gateway with its outputs: every call into the core is followed by
-/// writing out what the core has to send.
+/// The gateway with its outputs: the [`Core`] the [`Driver`] drives, which
+/// writes out what the gateway has to send after every input.
 pub struct Host {
     /// The core.
     pub gw: Box<Gateway>,
@@ -294,14 +298,12 @@ impl Host {
     }
 }
 
-impl CtiHost for Host {
+impl Core for Host {
     fn handle_link(&mut self, now: Instant, slot: SlotId, event: LinkEvent) {
         self.gw.handle_link(now, slot, event);
-        self.flush();
     }
     fn handle_cti(&mut self, now: Instant, slot: SlotId, bytes: &[u8]) {
         self.gw.handle_cti(now, slot, bytes);
-        self.flush();
     }
     fn link_tx(&self, slot: SlotId) -> &[u8] {
         self.gw.link_tx(slot)
@@ -311,13 +313,15 @@ impl CtiHost for Host {
     }
     fn handle_timeout(&mut self, now: Instant) {
         self.gw.handle_timeout(now);
-        self.flush();
     }
     fn poll_timeout(&self) -> Option<Instant> {
         self.gw.poll_timeout()
     }
     fn poll_link_action(&mut self) -> Option<LinkAction> {
         self.gw.poll_link_action()
+    }
+    fn transmit(&mut self) {
+        self.flush();
     }
 }
 
@@ -360,28 +364,24 @@ pub fn host(gw: Box<Gateway>, listeners: &[Listeners], tcp_slots: usize) -> Host
 /// Starts the UDP and TCP tasks of every listener.
 pub fn spawn(
     ex: &Rc<LocalExecutor<'static>>,
-    host: Rc<RefCell<Host>>,
-    pump: Rc<Pump>,
+    driver: Rc<Driver<Host>>,
     listeners: Vec<Listeners>,
     timeouts: StreamTimeouts,
 ) {
     for l in listeners {
-        ex.spawn(udp_task(host.clone(), pump.clone(), l.udp)).detach();
-        ex.spawn(accept_task(ex.clone(), host.clone(), pump.clone(), l.tcp, timeouts)).detach();
+        ex.spawn(udp_task(driver.clone(), l.udp)).detach();
+        ex.spawn(accept_task(ex.clone(), driver.clone(), l.tcp, timeouts)).detach();
     }
 }
 
-async fn udp_task(host: Rc<RefCell<Host>>, pump: Rc<Pump>, socket: Rc<Async<UdpSocket>>) {
+async fn udp_task(driver: Rc<Driver<Host>>, socket: Rc<Async<UdpSocket>>) {
     let mut buf = vec![0u8; 65_536];
     for received in 1u64.. {
         let Ok((n, addr)) = socket.recv_from(&mut buf).await else { continue };
-        {
-            let mut h = host.borrow_mut();
+        driver.feed(|h, now| {
             h.out.bytes_received += n as u64;
-            h.gw.handle_datagram(Instant::now(), Peer { addr, transport: Transport::Udp }, &buf[..n]);
-            h.flush();
-            pump.run(&mut *h);
-        }
+            h.gw.handle_datagram(now, Peer { addr, transport: Transport::Udp }, &buf[..n]);
+        });
         // A datagram that is waiting does not yield: let the CTI writers
         // and the stream connections run now and then.
         if received % 16 == 0 {
@@ -392,21 +392,19 @@ async fn udp_task(host: Rc<RefCell<Host>>, pump: Rc<Pump>, socket: Rc<Async<UdpS
 
 async fn accept_task(
     ex: Rc<LocalExecutor<'static>>,
-    host: Rc<RefCell<Host>>,
-    pump: Rc<Pump>,
+    driver: Rc<Driver<Host>>,
     listener: TcpListener,
     timeouts: StreamTimeouts,
 ) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else { continue };
-        let Some((id, woken, lent)) = host.borrow_mut().out.claim(peer, &stream, false) else { continue };
+        let Some((id, woken, lent)) = driver.feed(|h, _| h.out.claim(peer, &stream, false)) else { continue };
         let _ = stream.set_nodelay(true);
         log::debug!("TCP {peer}: connected");
         let from = Peer { addr: peer, transport: Transport::Tcp(id) };
         let writer = Box::new(stream.clone());
-        ex.spawn(write_task(host.clone(), id, writer, woken, lent.copy, timeouts.message)).detach();
-        ex.spawn(read_task(host.clone(), pump.clone(), from, Box::new(stream), timeouts, (lent.rx, lent.room)))
-            .detach();
+        ex.spawn(write_task(driver.clone(), id, writer, woken, lent.copy, timeouts.message)).detach();
+        ex.spawn(read_task(driver.clone(), from, Box::new(stream), timeouts, (lent.rx, lent.room))).detach();
     }
 }
 
@@ -420,15 +418,14 @@ pub async fn bind_tls(addr: SocketAddr) -> std::io::Result<TcpListener> {
 #[cfg(feature = "tls")]
 pub fn spawn_tls(
     ex: &Rc<LocalExecutor<'static>>,
-    host: Rc<RefCell<Host>>,
-    pump: Rc<Pump>,
+    driver: Rc<Driver<Host>>,
     listeners: Vec<TcpListener>,
     server: crate::tls::Server,
     timeouts: StreamTimeouts,
     handshake: Duration,
 ) {
     let acceptor = futures_rustls::TlsAcceptor::from(server.config.clone());
-    let tls = TlsShell { ex: ex.clone(), host, pump, server: Rc::new(server), acceptor, timeouts, handshake };
+    let tls = TlsShell { ex: ex.clone(), driver, server: Rc::new(server), acceptor, timeouts, handshake };
     for listener in listeners {
         ex.spawn(tls_accept_task(tls.clone(), listener)).detach();
     }
@@ -438,8 +435,7 @@ pub fn spawn_tls(
 #[cfg(not(feature = "tls"))]
 pub fn spawn_tls(
     _: &Rc<LocalExecutor<'static>>,
-    _: Rc<RefCell<Host>>,
-    _: Rc<Pump>,
+    _: Rc<Driver<Host>>,
     _: Vec<TcpListener>,
     server: crate::tls::Server,
     _: StreamTimeouts,
@@ -453,8 +449,7 @@ pub fn spawn_tls(
 #[derive(Clone)]
 struct TlsShell {
     ex: Rc<LocalExecutor<'static>>,
-    host: Rc<RefCell<Host>>,
-    pump: Rc<Pump>,
+    driver: Rc<Driver<Host>>,
     server: Rc<crate::tls::Server>,
     acceptor: futures_rustls::TlsAcceptor,
     timeouts: StreamTimeouts,
@@ -465,7 +460,7 @@ struct TlsShell {
 async fn tls_accept_task(tls: TlsShell, listener: TcpListener) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else { continue };
-        let Some((id, woken, lent)) = tls.host.borrow_mut().out.claim(peer, &stream, true) else { continue };
+        let Some((id, woken, lent)) = tls.driver.feed(|h, _| h.out.claim(peer, &stream, true)) else { continue };
         let _ = stream.set_nodelay(true);
         let accept = tls.acceptor.accept(stream);
         tls.ex.spawn(tls_connection(tls.clone(), accept, (id, peer), woken, lent)).detach();
@@ -497,11 +492,12 @@ async fn tls_connection(
                 _ => (Refusal::Timeout, format!("handshake not finished within {} ms", limit.as_millis())),
             };
             log::info!("TLS {peer}: refused: {reason}");
-            let mut h = tls.host.borrow_mut();
-            h.out.tls_refused[cause.index()] += 1;
-            h.out.give_back_rx(id, lent.rx);
-            h.out.give_back_copy(id, lent.copy);
-            h.out.release(id);
+            tls.driver.feed(|h, _| {
+                h.out.tls_refused[cause.index()] += 1;
+                h.out.give_back_rx(id, lent.rx);
+                h.out.give_back_copy(id, lent.copy);
+                h.out.release(id);
+            });
             return;
         }
     };
@@ -509,12 +505,12 @@ async fn tls_connection(
     let version = session.protocol_version().map_or("TLS".to_string(), |v| format!("{v:?}"));
     let name = tls.server.peer_of(session).unwrap_or("?");
     log::info!("TLS {peer}: connected, {version}, trusted peer {name}");
-    tls.host.borrow_mut().out.tls_handshakes += 1;
+    tls.driver.feed(|h, _| h.out.tls_handshakes += 1);
     let (reader, writer) = smol::io::split(stream);
     let from = Peer { addr: peer, transport: Transport::Tls(id) };
     let limit = tls.timeouts.message;
-    tls.ex.spawn(write_task(tls.host.clone(), id, Box::new(writer), woken, lent.copy, limit)).detach();
-    read_task(tls.host, tls.pump, from, Box::new(reader), tls.timeouts, (lent.rx, lent.room)).await;
+    tls.ex.spawn(write_task(tls.driver.clone(), id, Box::new(writer), woken, lent.copy, limit)).detach();
+    read_task(tls.driver, from, Box::new(reader), tls.timeouts, (lent.rx, lent.room)).await;
 }
 
 /// Reads a connection's messages into the core. A message is taken only
@@ -523,8 +519,7 @@ async fn tls_connection(
 /// reads is slowed down (TCP flow control does the rest), and one that
 /// reads nothing for [`StreamTimeouts::message`] is cut off.
 async fn read_task(
-    host: Rc<RefCell<Host>>,
-    pump: Rc<Pump>,
+    driver: Rc<Driver<Host>>,
     from: Peer,
     mut stream: Reader,
     timeouts: StreamTimeouts,
@@ -537,9 +532,7 @@ async fn read_task(
     let reason = 'connection: loop {
         // Handle what is framed, as far as the transmit buffer has room.
         loop {
-            let (result, stalled) = {
-                let mut h = host.borrow_mut();
-                let now = Instant::now();
+            let (result, stalled) = driver.feed(|h, now| {
                 let mut stalled = false;
                 let result = loop {
                     if h.out.conn_mut(id).is_some_and(|c| c.tx.room() < TCP_RESERVE) {
@@ -554,10 +547,8 @@ async fn read_task(
                     // Into the transmit buffer now, for the next room check.
                     h.flush();
                 };
-                h.flush();
-                pump.run(&mut *h);
                 (result, stalled)
-            };
+            });
             if let Err(e) = result {
                 log::info!("{kind} {peer}: {e}; closing (the stream is out of step)");
                 break 'connection "framing error";
@@ -599,7 +590,7 @@ async fn read_task(
             Some(Ok(n)) => n,
         };
         framer.filled(n);
-        host.borrow_mut().out.bytes_received += n as u64;
+        driver.feed(|h, _| h.out.bytes_received += n as u64);
         // A read that is ready does not yield: let the CTI writers and the
         // other connections run between two batches.
         smol::future::yield_now().await;
@@ -609,12 +600,11 @@ async fn read_task(
     } else {
         log::info!("{kind} {peer}: closed: {reason}");
     }
-    let mut h = host.borrow_mut();
-    h.out.release(id);
-    h.out.give_back_rx(id, framer);
-    h.gw.tcp_closed(Instant::now(), id);
-    h.flush();
-    pump.run(&mut *h);
+    driver.feed(|h, now| {
+        h.out.release(id);
+        h.out.give_back_rx(id, framer);
+        h.gw.tcp_closed(now, id);
+    });
 }
 
 /// Writes out what the core puts into the connection's transmit buffer.
@@ -622,7 +612,7 @@ async fn read_task(
 /// reader then ends it); once the buffer drains below a quarter, event
 /// INFOs held back for it go out again.
 async fn write_task(
-    host: Rc<RefCell<Host>>,
+    driver: Rc<Driver<Host>>,
     id: ConnId,
     mut stream: Writer,
     wake: Receiver<()>,
@@ -631,8 +621,8 @@ async fn write_task(
 ) {
     loop {
         let n = {
-            let mut h = host.borrow_mut();
-            let Some(conn) = h.out.conn_mut(id) else { break };
+            let h = driver.core();
+            let Some(conn) = h.out.conn(id) else { break };
             let pending = conn.tx.pending();
             buf[..pending.len()].copy_from_slice(pending);
             pending.len()
@@ -650,12 +640,11 @@ async fn write_task(
             None
         })
         .await;
-        let mut h = host.borrow_mut();
         match written {
             Some(true) => {}
             Some(false) => break, // the reader sees the broken connection
             None => {
-                if let Some(conn) = h.out.conn_mut(id) {
+                if let Some(conn) = driver.core().out.conn(id) {
                     log::info!(
                         "{} {}: closed: {n} bytes not taken in {} ms",
                         conn.kind(),
@@ -667,15 +656,20 @@ async fn write_task(
                 break;
             }
         }
-        h.out.bytes_sent += n as u64;
-        let Some(conn) = h.out.conn_mut(id) else { break };
-        conn.tx.written(n);
-        let _ = conn.room.try_send(());
-        if conn.congested && conn.tx.pending().len() <= TCP_TRANSMIT / 4 {
-            conn.congested = false;
-            h.gw.stream_drained(Instant::now(), id);
-            h.flush();
+        let open = driver.feed(|h, now| {
+            h.out.bytes_sent += n as u64;
+            let Some(conn) = h.out.conn_mut(id) else { return false };
+            conn.tx.written(n);
+            let _ = conn.room.try_send(());
+            if conn.congested && conn.tx.pending().len() <= TCP_TRANSMIT / 4 {
+                conn.congested = false;
+                h.gw.stream_drained(now, id);
+            }
+            true
+        });
+        if !open {
+            break;
         }
     }
-    host.borrow_mut().out.give_back_copy(id, buf);
+    driver.feed(|h, _| h.out.give_back_copy(id, buf));
 }
