@@ -167,3 +167,82 @@ impl<C: Core> Driver<C> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A core that does what a test tells it: actions to ask for, bytes
+    /// pending on slot 0, a deadline, and a count of what it was given.
+    #[derive(Default)]
+    struct Scripted {
+        actions: Vec<LinkAction>,
+        tx: Vec<u8>,
+        deadline: Option<Instant>,
+        timeouts: usize,
+        transmits: usize,
+    }
+
+    impl Core for Scripted {
+        fn handle_link(&mut self, _: Instant, _: SlotId, _: LinkEvent) {}
+        fn handle_cti(&mut self, _: Instant, _: SlotId, _: &[u8]) {}
+        fn link_tx(&self, slot: SlotId) -> &[u8] {
+            if slot.index() == 0 { &self.tx } else { &[] }
+        }
+        fn link_transmitted(&mut self, _: SlotId, n: usize) {
+            self.tx.drain(..n);
+        }
+        fn handle_timeout(&mut self, now: Instant) {
+            self.timeouts += 1;
+            // A handled deadline is replaced by a later one, as the gateway's are.
+            self.deadline = Some(now + Duration::from_secs(1));
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            self.deadline
+        }
+        fn poll_link_action(&mut self) -> Option<LinkAction> {
+            self.actions.pop()
+        }
+        fn transmit(&mut self) {
+            self.transmits += 1;
+        }
+    }
+
+    #[test]
+    fn one_input_is_carried_through_to_every_task_it_concerns() {
+        let (driver, wakeups) = Driver::new(Scripted::default());
+        let addr: SocketAddr = "127.0.0.1:7001".parse().unwrap();
+        let slot = SlotId::new(3).unwrap();
+        driver.feed(|core, now| {
+            core.actions.push(LinkAction::Connect { slot, addr });
+            core.tx.extend_from_slice(b"bytes for node 1");
+            core.deadline = Some(now - Duration::from_millis(1)); // already passed
+        });
+        let core = driver.core();
+        assert!(core.transmits >= 1, "SIP output written");
+        assert_eq!(core.timeouts, 1, "the passed deadline handled in the same drive");
+        assert!(matches!(wakeups.orders[3].try_recv(), Ok(Order::Connect(a)) if a == addr));
+        assert!(wakeups.writers[0].try_recv().is_ok(), "the writer of the slot with bytes woken");
+        assert!(wakeups.writers[1].try_recv().is_err(), "no other writer woken");
+        assert!(wakeups.timer.try_recv().is_ok(), "the timer woken for the new deadline");
+    }
+
+    #[test]
+    fn the_timer_is_woken_only_for_a_deadline_earlier_than_the_one_armed() {
+        let (driver, wakeups) = Driver::new(Scripted::default());
+        let start = Instant::now();
+        driver.feed(|core, _| core.deadline = Some(start + Duration::from_secs(10)));
+        assert_eq!(driver.arm(), Some(start + Duration::from_secs(10)));
+        let _ = wakeups.timer.try_recv();
+        // Any input that leaves a later deadline does not wake it...
+        driver.feed(|core, _| core.deadline = Some(start + Duration::from_secs(20)));
+        assert!(wakeups.timer.try_recv().is_err());
+        // ...and one that leaves an earlier deadline does, whatever input it
+        // was (a stream connection drained, say).
+        driver.feed(|core, _| core.deadline = Some(start + Duration::from_secs(5)));
+        assert!(wakeups.timer.try_recv().is_ok());
+    }
+}
