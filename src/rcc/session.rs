@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use heapless::{String, Vec};
 
 use super::Peer;
-use super::index::{Index, hash};
-use super::pool::{Handle, Pool};
 use crate::csta::Namespace;
 use crate::cti::SlotId;
+use crate::index::{Index, hash};
+use crate::pool::{Handle, Pool};
 
 /// Longest Call-ID kept.
 pub const MAX_CALL_ID: usize = 128;

@@ -215,13 +215,11 @@ impl Gateway {
         let body = with_status.then_some(|o: &mut OutBuf<'_>| status.write(namespace, o));
         self.respond_with(from, m, 200, "OK", Some(&tag), extra, body);
         if m.method() == Some(Method::Invite) && !from.transport.is_reliable() {
-            let Some(key) = transaction_key(m, &from) else { return };
+            let Some(key) = server_key(m, &from) else { return };
             let kept = self.keep_completed(key, from, Some(h));
             if let Some(s) = self.sessions.get_mut(h) {
                 if let Some(old) = core::mem::replace(&mut s.invite_2xx, kept) {
-                    if let Some(c) = self.completed.get_mut(old) {
-                        c.message.retransmit_at = None;
-                    }
+                    self.transactions.acknowledged(old);
                 }
             }
         }
@@ -255,9 +253,7 @@ impl Gateway {
     pub(super) fn ack(&mut self, m: &Message<'_>) {
         let Some(h) = self.dialog_of(m) else { return };
         let Some(kept) = self.sessions.get(h).and_then(|s| s.invite_2xx) else { return };
-        if let Some(c) = self.completed.get_mut(kept) {
-            c.message.retransmit_at = None;
-        }
+        self.transactions.acknowledged(kept);
     }
 
     pub(super) fn bye(&mut self, from: Peer, m: &Message<'_>) {
@@ -281,9 +277,7 @@ impl Gateway {
         }
         s.ending = true;
         if let Some(kept) = s.invite_2xx.take() {
-            if let Some(c) = self.completed.get_mut(kept) {
-                c.message.retransmit_at = None;
-            }
+            self.transactions.acknowledged(kept);
         }
         let s = self.sessions.get(h).expect("just used");
         let (slot, connection_id) = (s.slot, s.connection_id);

@@ -127,7 +127,7 @@ impl Gateway {
         // A retransmission over UDP: answered from what was sent, or
         // absorbed while the answer is still being worked out.
         if !from.transport.is_reliable() && method != Method::Ack {
-            if let Some(key) = transaction_key(m, &from) {
+            if let Some(key) = server_key(m, &from) {
                 if self.resend_completed(key) || self.pending_index.candidates(key).next().is_some() {
                     return;
                 }

@@ -1,23 +1,22 @@
 //! The gateway core: SIP in, CSTA to the nodes, CSTA back, SIP out.
 //!
 //! Every table is sized once, at boot ([`GatewayConfig`]), and never grows:
-//! sessions, requests waiting for a node, the gateway's own client
-//! transactions (event INFOs, BYEs), responses kept for UDP
-//! retransmissions, the outgoing queue and the timer heap. A full table is
-//! a clear refusal (503, or a CSTA error), never an allocation.
+//! sessions, requests waiting for a node, the outgoing queue, and in the
+//! transaction layer ([`crate::transaction`]) the gateway's own client
+//! transactions (event INFOs, BYEs), the responses kept for UDP
+//! retransmissions and their timers. A full table is a clear refusal
+//! (503, or a CSTA error), never an allocation.
 //!
 //! One type, [`Gateway`], its methods spread over files by concern:
 //! - `incoming`: SIP in, checked and handed to the concern of its method;
-//! - `responses`: server transactions, responses kept for UDP retransmissions;
+//! - `responses`: responses written, final ones kept for UDP retransmissions;
 //! - `dialogs`: INVITE, refresh (RFC 4028), ACK, BYE, a session's end;
 //! - `relay`: Lync's CSTA requests, answered, refused or relayed to a node;
 //! - `events`: the gateway's own requests to Lync (event INFOs, BYEs);
 //! - `nodes`: the CTI links' entry points and the nodes' state changes;
-//! - `timers`: retransmission back-off and the deadlines;
 //! - `transmit`: the outgoing queue and backpressure.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -25,17 +24,18 @@ use std::time::{Duration, Instant};
 use heapless::String;
 
 use super::appearances::{Appearances, user_key};
-use super::index::{Index, hash};
-use super::pool::{Handle, Pool};
 use super::session::{self, MAX_CALL_ID, MAX_MONITORS, MAX_ROUTE, MAX_ROUTES, MAX_TAG, MAX_URI, Sessions};
 use super::{Peer, Transport};
 use crate::board;
 use crate::config::Cidr;
 use crate::csta::{self, ErrorCode, Message as Csta, Namespace, Request, Response, Service, Services, SystemStatus};
 use crate::cti::{CtiEvent, Incoming, LinkAction, LinkEvent, LinkState, Nodes, RequestTag, SlotId};
+use crate::index::Index;
 use crate::outbuf::{OutBuf, Overflow};
+use crate::pool::{Handle, Pool};
 use crate::sip::{self, DialogRequest, Frame, HeaderName, Message, MessageWriter, Method};
 use crate::tel::Number;
+use crate::transaction::{Happened, OpenError, ResponseMatch, Transactions, server_key};
 
 mod dialogs;
 mod events;
@@ -43,26 +43,17 @@ mod incoming;
 mod nodes;
 mod relay;
 mod responses;
-mod timers;
 mod transmit;
 
-use events::{ClientKind, ClientState, ClientTx};
+use events::{ClientKind, ClientState, Outgoing};
 use relay::Pending;
-use responses::{Completed, transaction_key};
-use timers::{Stored, Timer};
 use transmit::{Defer, OutQueue};
 pub use transmit::{Deferrable, Transmit};
 
-/// RFC 3261 T1: the round-trip estimate retransmissions start from.
-const T1: Duration = Duration::from_millis(500);
-/// RFC 3261 T2: the longest retransmission interval.
-const T2: Duration = Duration::from_secs(4);
 /// The Allow header of every response that lists methods.
 const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE";
 /// The Content-Type of CSTA bodies.
 const CSTA_XML: &str = "application/csta+xml";
-/// The branch prefix of the gateway's own requests.
-const BRANCH: &str = "z9hG4bKgw";
 /// Request tags at or above this mark the gateway's own requests to a node.
 const INTERNAL: u64 = 1 << 63;
 /// Sessions are checked for expiry this often.
@@ -182,17 +173,11 @@ pub struct Gateway {
     sessions: Sessions,
     pending: Pool<Pending>,
     pending_index: Index,
-    client: Pool<ClientTx>,
-    completed: Pool<Completed>,
-    /// The kept responses, oldest first (with stale handles of ones freed
-    /// since): when the table is full the oldest makes room, since a
-    /// retransmission is likelier for a response just sent.
-    completed_order: VecDeque<Handle>,
-    completed_index: Index,
+    /// The gateway's own requests (event INFOs, BYEs) and the responses
+    /// kept for UDP retransmissions, with their timers.
+    transactions: Transactions<Outgoing, Handle>,
     out: OutQueue,
     byes: VecDeque<Handle>,
-    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
-    timer_capacity: usize,
     next_sweep: Option<Instant>,
     next_tag: u64,
     /// The time given by the call in progress (every entry point sets it).
@@ -246,7 +231,6 @@ impl Gateway {
     pub fn new(now: Instant, config: GatewayConfig, appearances: Appearances, nodes: Box<Nodes>) -> Box<Gateway> {
         let size = config.message_size;
         let anyone = Peer { addr: "0.0.0.0:0".parse().expect("literal address"), transport: Transport::Udp };
-        let timer_capacity = 4 * (config.client_transactions + config.completed) + 16;
         Box::new(Gateway {
             appearances,
             nodes,
@@ -260,26 +244,9 @@ impl Gateway {
                 answer: false,
             }),
             pending_index: Index::new(config.pending),
-            client: Pool::new(config.client_transactions, || ClientTx {
-                next: None,
-                kind: ClientKind::EventInfo,
-                session: Handle { index: 0, generation: 0 },
-                message: Stored::new(anyone, size),
-                timeout_at: now,
-                state: ClientState::Queued,
-            }),
-            completed: Pool::new(config.completed, || Completed {
-                key: 0,
-                message: Stored::new(anyone, size),
-                expires_at: now,
-                session: None,
-            }),
-            completed_index: Index::new(config.completed),
-            completed_order: VecDeque::with_capacity(config.completed),
+            transactions: Transactions::new(config.client_transactions, config.completed, size),
             out: OutQueue::new(config.out_queue, size, anyone),
             byes: VecDeque::with_capacity(config.sessions),
-            timers: BinaryHeap::with_capacity(timer_capacity),
-            timer_capacity,
             next_sweep: None,
             next_tag: 0,
             now,
@@ -332,8 +299,8 @@ impl Gateway {
     pub fn tables_in_use(&self) -> [(&'static str, usize, usize); 4] {
         [
             ("pending", self.pending.len(), self.pending.capacity()),
-            ("client_transactions", self.client.len(), self.client.capacity()),
-            ("completed", self.completed.len(), self.completed.capacity()),
+            ("client_transactions", self.transactions.client_count(), self.transactions.client_capacity()),
+            ("completed", self.transactions.server_count(), self.transactions.server_capacity()),
             ("out_queue", self.out.count, self.out.slots.len()),
         ]
     }
@@ -384,7 +351,7 @@ impl Gateway {
         self.shutting_down
             && self.sessions.is_empty()
             && self.byes.is_empty()
-            && self.client.is_empty()
+            && self.transactions.client_count() == 0
             && self.out.count == 0
             && !self.waiting
     }
@@ -398,8 +365,7 @@ impl Gateway {
 
     /// When [`Gateway::handle_timeout`] is due next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let own = self.timers.peek().map(|Reverse((at, _))| *at);
-        [own, self.nodes.poll_timeout(), self.next_sweep].into_iter().flatten().min()
+        [self.transactions.poll_timeout(), self.nodes.poll_timeout(), self.next_sweep].into_iter().flatten().min()
     }
 
     /// Handles everything due at `now`.
@@ -407,14 +373,21 @@ impl Gateway {
         self.now = now;
         self.nodes.handle_timeout(now);
         self.drain_cti_events(now);
-        while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            match timer {
-                Timer::Client(h) => self.client_timer(Handle::unpack(h)),
-                Timer::Completed(h) => self.completed_timer(Handle::unpack(h)),
+        while let Some(happened) = self.transactions.handle_timeout(now) {
+            match happened {
+                Happened::Retransmit { to, bytes } => {
+                    if !self.out.push(to, |buf| copy_into(buf, bytes)) {
+                        self.counters.transmit_drops += 1;
+                    }
+                }
+                Happened::TimedOut { id, owner } => self.client_timed_out(id, owner),
+                // Kept long enough (64*T1). An INVITE 2xx still
+                // unacknowledged means the dialog is dead (RFC 3261 13.3.1.4).
+                Happened::Expired { owner: Some(session), unacknowledged: true } => {
+                    self.log_session_end(session, "the 200 to its INVITE was never acknowledged");
+                    self.end_session(session, true);
+                }
+                Happened::Expired { .. } => {}
             }
         }
         if self.next_sweep.is_some_and(|t| t <= now) {

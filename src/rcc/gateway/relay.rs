@@ -102,7 +102,7 @@ impl Gateway {
             self.counters.node_down_refusals += 1;
             log::info!("{}: {} refused: its CTI node is down", s.user, request.service().request_name());
             Some(ErrorCode::RESOURCE_OUT_OF_SERVICE)
-        } else if self.client.len() * 4 >= self.client.capacity() * 3 {
+        } else if self.transactions.client_count() * 4 >= self.transactions.client_capacity() * 3 {
             // Lync is not taking events as fast as calls make them: new
             // work is refused before events would have to be dropped.
             self.counters.backlog_refusals += 1;
@@ -110,7 +110,7 @@ impl Gateway {
                 log::warn!(
                     "{user}: {} refused: {} event INFOs wait for Lync's answers ({} requests refused so far)",
                     request.service().request_name(),
-                    self.client.len(),
+                    self.transactions.client_count(),
                     self.counters.backlog_refusals
                 );
             }
@@ -131,7 +131,7 @@ impl Gateway {
         pending.from = from;
         pending.session = h;
         pending.namespace = namespace;
-        let key = transaction_key(m, &from);
+        let key = server_key(m, &from);
         if let (Some(key), false) = (key, from.transport.is_reliable()) {
             self.pending_index.insert(key, p.index);
         }
@@ -147,7 +147,7 @@ impl Gateway {
     pub(super) fn forget_pending(&mut self, p: Handle) {
         let Some(pending) = self.pending.get(p) else { return };
         if let Ok(m) = Message::parse(&pending.request[..pending.len]) {
-            if let Some(key) = transaction_key(&m, &pending.from) {
+            if let Some(key) = server_key(&m, &pending.from) {
                 self.pending_index.remove(key, p.index);
             }
         }
@@ -204,7 +204,7 @@ impl Gateway {
             if self.out.count > queued && from.transport.is_reliable() {
                 self.out.mark_last(Defer::Answer);
             }
-            if let Some(key) = transaction_key(&m, &from) {
+            if let Some(key) = server_key(&m, &from) {
                 self.pending_index.remove(key, p.index);
             }
         }

@@ -83,9 +83,10 @@ impl OutQueue {
         }
     }
 
-    /// Queues a stored message again; false when the queue is full.
-    pub(super) fn resend(&mut self, message: &Stored) -> bool {
-        self.push(message.to, |buf| copy_into(buf, message.as_bytes()))
+    /// The bytes of the message queued last.
+    pub(super) fn last_pushed(&self) -> &[u8] {
+        let slot = &self.slots[(self.head + self.count + self.slots.len() - 1) % self.slots.len()];
+        &slot.bytes[..slot.len]
     }
 
     /// Marks the message queued last as one that may wait.
@@ -138,8 +139,9 @@ impl Gateway {
         }
         match deferrable.0 {
             Defer::Client(h) => {
-                if let Some(c) = self.client.get_mut(h) {
-                    c.state = ClientState::Waiting;
+                if let Some(c) = self.transactions.client_mut(h) {
+                    c.owner.state = ClientState::Waiting;
+                    self.transactions.hold_client(h);
                     self.waiting = true;
                     self.counters.deferred += 1;
                 }
@@ -179,9 +181,9 @@ impl Gateway {
             return;
         }
         self.waiting = false;
-        for index in 0..self.client.capacity() as u32 {
-            let Some(ch) = self.client.handle_at(index) else { continue };
-            if self.client.get(ch).is_some_and(|c| c.state == ClientState::Waiting) {
+        for index in 0..self.transactions.client_capacity() as u32 {
+            let Some(ch) = self.transactions.client_at(index) else { continue };
+            if self.transactions.client(ch).is_some_and(|c| c.owner.state == ClientState::Waiting) {
                 // Leaves it waiting (and the flag set) when there is no room.
                 self.start_client(ch);
             }

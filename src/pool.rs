@@ -3,7 +3,7 @@
 //! once, at boot; never grows.
 
 /// A reference to an item of a [`Pool`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Handle {
     /// The item's index.
     pub index: u32,
