@@ -20,7 +20,7 @@
 use std::time::{Duration, Instant};
 
 use ctigw::config::Cidr;
-use ctigw::cti::{LinkAction, LinkEvent, NodeConfig, Nodes, SessionMode, SlotId, Timing, frame};
+use ctigw::cti::{LinkAction, LinkEvent, NodeConfig, Nodes, Protocol, SessionMode, SlotId, Timing, frame};
 use ctigw::outbuf::OutBuf;
 use ctigw::rcc::appearances::Appearances;
 use ctigw::rcc::{Gateway, GatewayConfig, Peer, Transport};
@@ -169,7 +169,10 @@ fn main() {
     let kind = args.next().unwrap_or_else(|| "features".into());
     let n: u32 = args.next().and_then(|n| n.parse().ok()).unwrap_or(PREPARED).min(PREPARED);
     let lines = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/lines.conf")).expect("lines");
-    let config = NodeConfig { addr: "127.0.0.1:7001".parse().expect("literal"), mode: SessionMode::Ecma354 };
+    let config = NodeConfig {
+        addr: "127.0.0.1:7001".parse().expect("literal"),
+        protocol: Protocol::CstaXml(SessionMode::Ecma354),
+    };
     let nodes = Nodes::new(Timing::default(), &[config]).expect("one node");
     let trusted = vec![Cidr { addr: "127.0.0.1".parse().expect("literal"), prefix: 8 }];
     let mut gw_config = GatewayConfig::new("gw.example.com", 5060, trusted);

@@ -48,7 +48,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cti::{MAX_NODES, NodeConfig, SessionMode, Timing};
+use crate::cti::{MAX_NODES, NodeConfig, Protocol, SessionMode, Timing};
 
 /// The default configuration file.
 pub const DEFAULT_PATH: &str = "/etc/ctigw/ctigw.conf";
@@ -210,13 +210,23 @@ fn parse_node(text: &str) -> Result<NodeConfig, String> {
     let addr: SocketAddr = addr.parse().map_err(|_| format!("{addr:?} is not an address:port"))?;
     let mut mode = SessionMode::Ecma354;
     for option in words {
-        mode = match option {
-            "mode=ecma354" => SessionMode::Ecma354,
-            "mode=system-status" => SessionMode::SystemStatus,
-            other => return Err(format!("unknown node option {other:?} (mode=ecma354 or mode=system-status)")),
-        };
+        match option {
+            // The one protocol there is; named so that a configuration
+            // can say it.
+            "protocol=csta-xml" => {}
+            "mode=ecma354" => mode = SessionMode::Ecma354,
+            "mode=system-status" => mode = SessionMode::SystemStatus,
+            other if other.starts_with("protocol=") => {
+                return Err(format!("unknown CTI protocol {other:?} (protocol=csta-xml)"));
+            }
+            other => {
+                return Err(format!(
+                    "unknown node option {other:?} (protocol=csta-xml, mode=ecma354 or mode=system-status)"
+                ));
+            }
+        }
     }
-    Ok(NodeConfig { addr, mode })
+    Ok(NodeConfig { addr, protocol: Protocol::CstaXml(mode) })
 }
 
 /// Keys that may be given more than once.
@@ -518,7 +528,7 @@ mod tests {
         assert!(!c.is_trusted("11.0.0.1".parse().unwrap()));
         assert_eq!(c.tcp_idle_timeout, Duration::from_secs(120));
         assert_eq!(c.tcp_connections, 8);
-        assert_eq!(c.nodes[1].mode, SessionMode::SystemStatus);
+        assert_eq!(c.nodes[1].protocol, Protocol::CstaXml(SessionMode::SystemStatus));
         assert_eq!(c.timing.heartbeat_interval, Duration::from_millis(500));
         assert_eq!(c.timing.heartbeat_misses, 3);
         assert_eq!(c.admin_listen, Some("127.0.0.1:8080".parse().unwrap()));
@@ -545,13 +555,30 @@ mod tests {
                 "/etc/ctigw/ctigw.conf:8: duplicate key \"heartbeat_interval\" in [cti] (first on line 7)",
                 "/etc/ctigw/ctigw.conf:9: duplicate key \"heartbeat_interval\" in [cti] (first on line 7)",
                 "/etc/ctigw/ctigw.conf:10: \"0\" is not a count of 1 or more",
-                "/etc/ctigw/ctigw.conf:11: unknown node option \"mode=fast\" (mode=ecma354 or mode=system-status)",
+                "/etc/ctigw/ctigw.conf:11: unknown node option \"mode=fast\" (protocol=csta-xml, mode=ecma354 or mode=system-status)",
                 "/etc/ctigw/ctigw.conf:12: unknown section [bogus] (sip, tls, cti, admin, log, lines)",
                 "/etc/ctigw/ctigw.conf:13: expected `key = value`, found \"just text\"",
                 "/etc/ctigw/ctigw.conf:15: \"loud\" is not a log level (error, warn, info, debug, trace)",
                 "/etc/ctigw/ctigw.conf: no CTI node: add `node = address:port` under [cti]",
                 "/etc/ctigw/ctigw.conf: no SIP listen address: add `listen = address:port` under [sip]",
             ]
+        );
+    }
+
+    #[test]
+    fn a_node_names_its_protocol_or_gets_csta_xml() {
+        let path = Path::new("/etc/ctigw/ctigw.conf");
+        let text = "[sip]\nlisten = 127.0.0.1:5060\n[cti]\nnode = 127.0.0.1:7001\n\
+                    node = 127.0.0.1:7002 protocol=csta-xml mode=system-status\n";
+        let c = Config::parse(path, text).unwrap();
+        assert_eq!(c.nodes[0].protocol, Protocol::CstaXml(SessionMode::Ecma354));
+        assert_eq!(c.nodes[1].protocol, Protocol::CstaXml(SessionMode::SystemStatus));
+        assert_eq!(c.nodes[1].protocol.name(), "csta-xml");
+        let errors = Config::parse(path, &text.replace("protocol=csta-xml", "protocol=ctiqbe")).unwrap_err();
+        let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errors,
+            ["/etc/ctigw/ctigw.conf:5: unknown CTI protocol \"protocol=ctiqbe\" (protocol=csta-xml)".to_string()]
         );
     }
 

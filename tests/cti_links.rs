@@ -14,10 +14,9 @@ use std::time::{Duration, Instant};
 use common::sim::Sim;
 use ctigw::csta::{Message, Request, Text};
 use ctigw::cti::{
-    CtiEvent, DownReason, Failure, Incoming, LinkAction, LinkEvent, LinkState, NodeConfig, Nodes, RequestTag,
+    CtiEvent, DownReason, Failure, Incoming, LinkAction, LinkEvent, LinkState, NodeConfig, Nodes, Protocol, RequestTag,
     SendError, SessionMode, SlotId, Timing,
 };
-use ctigw::io::cti::feed;
 use ctigw::io::driver::{Core, Driver};
 use smol::{LocalExecutor, Timer};
 
@@ -56,29 +55,29 @@ impl Core for Host {
         self.drain(now);
     }
     fn handle_cti(&mut self, now: Instant, slot: SlotId, bytes: &[u8]) {
-        let Host { nodes, answers, events, .. } = self;
-        feed(nodes, slot, bytes, |nodes| {
-            while let Some(incoming) = nodes.next_incoming(now, slot) {
+        let mut inbox = vec![0u8; ctigw::cti::LINK_BUFFER];
+        let mut rest = bytes;
+        loop {
+            let n = self.nodes.receive(slot, rest);
+            rest = &rest[n..];
+            while let Some(incoming) = self.nodes.next_incoming(now, slot, &mut inbox) {
                 match incoming {
                     Incoming::Handled => {}
-                    Incoming::Response { tag, body } => answers.push((
+                    Incoming::Response { tag, answer } => self.answers.push((
                         tag.0,
-                        match ctigw::csta::parse(body).map(|d| d.message) {
+                        match answer {
                             Ok(Message::Response(r)) => r.service().response_name().to_string(),
                             Ok(Message::Error(code)) => format!("error {code}"),
                             other => format!("{other:?}"),
                         },
                     )),
-                    Incoming::Event { body } => {
-                        let name = match ctigw::csta::parse(body).expect("the node's events parse").message {
-                            Message::Event(e) => e.name().to_string(),
-                            other => format!("{other:?}"),
-                        };
-                        events.push((slot, name));
-                    }
+                    Incoming::Event { event } => self.events.push((slot, event.name().to_string())),
                 }
             }
-        });
+            if rest.is_empty() || n == 0 {
+                break;
+            }
+        }
         self.drain(now);
     }
     fn link_tx(&self, slot: SlotId) -> &[u8] {
@@ -109,7 +108,8 @@ impl Rig {
     }
 
     fn with_timing(ex: &Rc<LocalExecutor<'static>>, sims: &[&Sim], mode: SessionMode, timing: Timing) -> Rig {
-        let configs: Vec<NodeConfig> = sims.iter().map(|s| NodeConfig { addr: s.listen, mode }).collect();
+        let configs: Vec<NodeConfig> =
+            sims.iter().map(|s| NodeConfig { addr: s.listen, protocol: Protocol::CstaXml(mode) }).collect();
         let mut nodes = Nodes::new(timing, &configs).unwrap();
         nodes.start(Instant::now());
         let host = Host { nodes, answers: Vec::new(), events: Vec::new(), cti: Vec::new() };

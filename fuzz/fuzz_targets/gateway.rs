@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use ctigw::config::Cidr;
 use ctigw::csta;
 use ctigw::cti::frame::{self, InvokeId};
-use ctigw::cti::{LinkAction, LinkEvent, MAX_OUTSTANDING, NodeConfig, Nodes, SessionMode, SlotId, Timing};
+use ctigw::cti::{LinkAction, LinkEvent, MAX_OUTSTANDING, NodeConfig, Nodes, Protocol, SessionMode, SlotId, Timing};
 use ctigw::outbuf::OutBuf;
 use ctigw::rcc::appearances::Appearances;
 use ctigw::rcc::session::MAX_MONITORS;
@@ -310,7 +310,7 @@ impl World {
         let configs: Vec<NodeConfig> = (0..nodes)
             .map(|i| NodeConfig {
                 addr: format!("127.0.0.1:{}", 7001 + i).parse().unwrap(),
-                mode: mode(if i == 0 { 0x10 } else { 0x20 }),
+                protocol: Protocol::CstaXml(mode(if i == 0 { 0x10 } else { 0x20 })),
             })
             .collect();
         let node_table = Nodes::new(timing, &configs).ok().expect("two nodes fit");

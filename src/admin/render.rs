@@ -454,7 +454,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::cti::{LinkEvent, NodeConfig, SessionMode, Timing};
+    use crate::cti::{LinkEvent, NodeConfig, Protocol, SessionMode, Timing};
     use crate::rcc::appearances::Appearances;
     use crate::rcc::session::Sessions;
     use crate::rcc::{GatewayConfig, Peer, Transport};
@@ -637,7 +637,10 @@ mod tests {
     }
 
     fn small_gateway() -> Box<Gateway> {
-        let node = |addr: &str| NodeConfig { addr: addr.parse().unwrap(), mode: SessionMode::SystemStatus };
+        let node = |addr: &str| NodeConfig {
+            addr: addr.parse().unwrap(),
+            protocol: Protocol::CstaXml(SessionMode::SystemStatus),
+        };
         let nodes = Nodes::new(Timing::default(), &[node("127.0.0.1:7001"), node("[::1]:7002")]).unwrap();
         let mut config = GatewayConfig::new("gw.example.com", 5060, Vec::new());
         config.sessions = 8;

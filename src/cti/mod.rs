@@ -8,8 +8,7 @@
 //! [`CtiEvent`]s, and node answers and events as [`Incoming`] frames
 //! borrowed from the link's receive buffer.
 
-pub mod frame;
-mod link;
+pub mod csta_xml;
 
 use core::fmt;
 use core::net::SocketAddr;
@@ -17,12 +16,13 @@ use std::time::Instant;
 
 use heapless::Deque;
 
-use crate::csta::{ErrorCode, Namespace, Request};
+use crate::csta::{self, ErrorCode, Namespace, Request};
 use crate::outbuf::{OutBuf, Overflow};
 use crate::recvbuf::RecvBuf;
+pub use csta_xml::frame;
+use csta_xml::{Context, Link};
+pub use csta_xml::{Counters, LINK_BUFFER, LinkState, MAX_OUTSTANDING, SessionMode, Timing};
 pub use frame::{FrameError, InvokeId};
-use link::{Context, Link};
-pub use link::{Counters, LINK_BUFFER, LinkState, MAX_OUTSTANDING, SessionMode, Timing};
 
 /// Most CTI nodes the gateway connects to.
 pub const MAX_NODES: usize = 8;
@@ -247,25 +247,46 @@ impl CtiEvent {
     }
 }
 
-/// A frame from a node for the caller, borrowed from the link's buffer.
+/// What a node said for the caller, decoded by the node's protocol into
+/// the caller's inbox ([`Nodes::next_incoming`]).
 #[derive(Debug)]
 pub enum Incoming<'a> {
-    /// The answer to a caller's request: a response, a CSTAErrorCode, or a
-    /// document that does not parse (the caller parses it, once, and
-    /// reports one that does not with [`Nodes::malformed`]).
+    /// The answer to a caller's request: the node's CSTA response or
+    /// error, or the error to report for a document that could not be
+    /// read (counted on the link as malformed).
     Response {
         /// The caller's tag.
         tag: RequestTag,
-        /// The document's bytes.
-        body: &'a [u8],
+        /// What the node answered.
+        answer: Result<csta::Message<'a>, ErrorCode<'static>>,
     },
-    /// An event for a monitor (the caller parses it, as for a response).
+    /// An event for a monitor.
     Event {
-        /// The document's bytes.
-        body: &'a [u8],
+        /// The event.
+        event: csta::Event<'a>,
     },
     /// A frame the link consumed itself; ask again.
     Handled,
+}
+
+/// The protocol a node speaks, chosen per node (`protocol=` in the
+/// configuration). Each is a folder of its own under `cti/` that turns the
+/// node's wire into the CSTA messages the core works with
+/// ([`csta::Request`] out, [`Incoming`] in); the core knows none of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// CSTA XML over TCP ([`csta_xml`]), the session kept alive as the
+    /// [`SessionMode`] says.
+    CstaXml(SessionMode),
+}
+
+impl Protocol {
+    /// The name the configuration gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::CstaXml(_) => "csta-xml",
+        }
+    }
 }
 
 /// A configured node.
@@ -273,8 +294,8 @@ pub enum Incoming<'a> {
 pub struct NodeConfig {
     /// Where it listens.
     pub addr: SocketAddr,
-    /// How it keeps the session alive.
-    pub mode: SessionMode,
+    /// What it speaks.
+    pub protocol: Protocol,
 }
 
 /// More than [`MAX_NODES`] nodes were configured.
@@ -321,7 +342,9 @@ impl Nodes {
             last_picked: MAX_NODES - 1,
         });
         for (link, node) in this.links.iter_mut().zip(nodes) {
-            link.configure(node.addr, node.mode);
+            match node.protocol {
+                Protocol::CstaXml(mode) => link.configure(node.addr, mode),
+            }
         }
         Ok(this)
     }
@@ -410,21 +433,25 @@ impl Nodes {
         }
     }
 
-    /// Room to read into for `slot`; report the count with [`Nodes::received`].
-    pub fn rx_spare(&mut self, slot: SlotId) -> &mut [u8] {
-        self.rx[slot.index()].spare()
-    }
-
-    /// `n` bytes were read into [`Nodes::rx_spare`]; take the frames with
-    /// [`Nodes::next_incoming`].
-    pub fn received(&mut self, slot: SlotId, n: usize) {
+    /// Bytes read from the connection of `slot`: takes what fits into the
+    /// link's receive buffer and returns how many it took. Take the frames
+    /// they complete with [`Nodes::next_incoming`] before giving it more;
+    /// none taken means the buffer holds one partial frame too long for
+    /// it, which the next call to [`Nodes::next_incoming`] reports.
+    pub fn receive(&mut self, slot: SlotId, bytes: &[u8]) -> usize {
+        let spare = self.rx[slot.index()].spare();
+        let n = spare.len().min(bytes.len());
+        spare[..n].copy_from_slice(&bytes[..n]);
         self.rx[slot.index()].filled(n);
         self.links[slot.index()].count_received(n);
+        n
     }
 
-    /// The next frame received on `slot`, or `None` until more bytes come.
-    pub fn next_incoming(&mut self, now: Instant, slot: SlotId) -> Option<Incoming<'_>> {
-        with_link!(self, slot, |link, rx, ctx| link.next_incoming(rx, now, &mut ctx))
+    /// The next thing the node in `slot` said, decoded by its protocol
+    /// into `inbox` (a frame's worth, [`LINK_BUFFER`]), or `None` until
+    /// more bytes come.
+    pub fn next_incoming<'b>(&mut self, now: Instant, slot: SlotId, inbox: &'b mut [u8]) -> Option<Incoming<'b>> {
+        with_link!(self, slot, |link, rx, ctx| link.next_incoming(rx, inbox, now, &mut ctx))
     }
 
     /// Bytes waiting to be written on `slot`.

@@ -23,7 +23,7 @@ fn timing() -> Timing {
 }
 
 fn node(port: u16, mode: SessionMode) -> NodeConfig {
-    NodeConfig { addr: format!("127.0.0.1:{port}").parse().unwrap(), mode }
+    NodeConfig { addr: format!("127.0.0.1:{port}").parse().unwrap(), protocol: Protocol::CstaXml(mode) }
 }
 
 struct Harness {
@@ -78,23 +78,20 @@ impl Harness {
     }
 
     fn feed_bytes(&mut self, slot: SlotId, bytes: &[u8]) {
-        let spare = self.nodes.rx_spare(slot);
-        spare[..bytes.len()].copy_from_slice(bytes);
-        self.nodes.received(slot, bytes.len());
+        assert_eq!(self.nodes.receive(slot, bytes), bytes.len());
     }
 
     /// Drains what the link hands up, described.
     fn incoming(&mut self, slot: SlotId) -> Vec<String> {
         let now = self.now;
         let mut out = Vec::new();
-        while let Some(inc) = self.nodes.next_incoming(now, slot) {
+        let mut inbox = vec![0u8; LINK_BUFFER];
+        while let Some(inc) = self.nodes.next_incoming(now, slot, &mut inbox) {
             out.push(match inc {
                 Incoming::Handled => continue,
-                Incoming::Event { body } => format!("event {:?}", crate::csta::parse(body).unwrap().message),
-                Incoming::Response { tag, body } => match crate::csta::parse(body) {
-                    Ok(doc) => format!("response {} {:?}", tag.0, doc.message),
-                    Err(e) => format!("response {} error {e}", tag.0),
-                },
+                Incoming::Event { event } => format!("event {event:?}"),
+                Incoming::Response { tag, answer: Ok(message) } => format!("response {} {message:?}", tag.0),
+                Incoming::Response { tag, answer: Err(code) } => format!("response {} unreadable {code}", tag.0),
             });
         }
         out
@@ -268,14 +265,41 @@ fn answers_and_events_are_handed_up_with_their_tags() {
     assert_ne!(a, b);
     let started = Message::Response(Response::MonitorStarted { monitor: Text::literal("M1") });
     h.feed(S0, b, &started);
+    // Something that is no event under the event invoke id is not for a
+    // monitor: not handed up, not a fault of the link's.
     h.feed(S0, InvokeId::EVENT, &Message::Error(crate::csta::ErrorCode::RESOURCE_BUSY));
+    let held = crate::csta::CallEvent::new(
+        crate::csta::CallEventKind::Held,
+        Text::literal("M1"),
+        crate::csta::ConnectionId::new(Text::literal("C-1"), Text::literal("tel:101")),
+    );
+    h.feed(S0, InvokeId::EVENT, &Message::Event(crate::csta::Event::Call(held)));
     h.feed(S0, a, &Message::Error(crate::csta::ErrorCode::INVALID_DEVICE_ID));
     let got = h.incoming(S0);
-    assert_eq!(got.len(), 3);
+    assert_eq!(got.len(), 3, "{got:?}");
     assert!(got[0].starts_with("response 8 Response(MonitorStarted"), "{}", got[0]);
-    assert!(got[1].starts_with("event Error"), "{}", got[1]);
+    assert!(got[1].starts_with("event Call("), "{}", got[1]);
     assert!(got[2].starts_with("response 7 Error"), "{}", got[2]);
     assert_eq!(h.nodes.outstanding(S0), 0);
+    assert_eq!(h.nodes.counters(S0).malformed, 0);
+}
+
+#[test]
+fn an_unreadable_answer_fails_its_request_and_an_unreadable_event_is_dropped_both_counted() {
+    let mut h = Harness::new(1, SessionMode::Ecma354);
+    h.bring_up(S0, "S-1");
+    let a = h.send(S0, 7).unwrap();
+    let mut buf = vec![0u8; 256];
+    for (invoke, junk) in [(InvokeId::EVENT, &b"<DeliveredEvent><unclosed>"[..]), (a, b"not xml at all")] {
+        let mut out = OutBuf::new(&mut buf);
+        frame::encode(&mut out, invoke, |o| o.put(junk)).unwrap();
+        let len = out.len();
+        h.feed_bytes(S0, &buf[..len]);
+    }
+    let got = h.incoming(S0);
+    assert_eq!(got, ["response 7 unreadable operation/generic".to_string()]);
+    assert_eq!(h.nodes.counters(S0).malformed, 2);
+    assert_eq!(h.nodes.state(S0), LinkState::Up, "a bad document is not a framing fault");
 }
 
 #[test]

@@ -18,29 +18,6 @@ use smol::{LocalExecutor, Timer};
 use super::driver::{Core, Driver, Order, Wakeups};
 use crate::cti::{LINK_BUFFER, LinkEvent, SlotId};
 
-/// Feeds a host's [`Nodes::rx_spare`](crate::cti::Nodes::rx_spare) from a
-/// byte slice: what [`Core::handle_cti`] usually does first.
-pub fn feed(
-    nodes: &mut crate::cti::Nodes,
-    slot: SlotId,
-    mut bytes: &[u8],
-    mut handle: impl FnMut(&mut crate::cti::Nodes),
-) {
-    while !bytes.is_empty() {
-        let spare = nodes.rx_spare(slot);
-        let n = spare.len().min(bytes.len());
-        spare[..n].copy_from_slice(&bytes[..n]);
-        nodes.received(slot, n);
-        bytes = &bytes[n..];
-        handle(nodes);
-        if n == 0 {
-            // The buffer is full of one partial frame: handling it above
-            // took the link down; the rest of the read is dropped.
-            break;
-        }
-    }
-}
-
 /// Starts the link task of every slot and the timer task.
 pub(super) fn spawn<C: Core + 'static>(ex: &Rc<LocalExecutor<'static>>, driver: &Rc<Driver<C>>, wakeups: Wakeups) {
     for (i, (orders, wake)) in wakeups.orders.into_iter().zip(wakeups.writers).enumerate() {

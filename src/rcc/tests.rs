@@ -11,7 +11,7 @@ use super::{ConnId, Gateway, GatewayConfig, Peer, Transport};
 use crate::config::Cidr;
 use crate::csta::{self, Event, Message as Csta, Request, Response};
 use crate::cti::frame::{self, InvokeId};
-use crate::cti::{LinkAction, LinkEvent, NodeConfig, Nodes, SessionMode, SlotId, Timing};
+use crate::cti::{LinkAction, LinkEvent, NodeConfig, Nodes, Protocol, SessionMode, SlotId, Timing};
 use crate::outbuf::OutBuf;
 use crate::sim::node::{Faults, Node};
 use crate::sim::switch::{LinkId, Outside, Switch};
@@ -81,7 +81,7 @@ impl World {
         let configs: Vec<NodeConfig> = (0..node_count)
             .map(|i| NodeConfig {
                 addr: format!("127.0.0.1:{}", 7001 + i).parse().unwrap(),
-                mode: SessionMode::Ecma354,
+                protocol: Protocol::CstaXml(SessionMode::Ecma354),
             })
             .collect();
         let nodes = Nodes::new(timing, &configs).unwrap();

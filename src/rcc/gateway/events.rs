@@ -40,12 +40,7 @@ pub(super) enum ClientState {
 
 impl Gateway {
     /// An event from the node in `slot`: to the session that monitors it.
-    pub(super) fn node_event(&mut self, slot: SlotId, body: &[u8]) {
-        let Ok(doc) = csta::parse(body) else {
-            self.nodes.malformed(slot);
-            return;
-        };
-        let Csta::Event(event) = &doc.message else { return };
+    pub(super) fn node_event(&mut self, slot: SlotId, event: &csta::Event<'_>) {
         let mut scratch = [0u8; 64];
         let Ok(xref) = event.monitor().unescape_into(&mut scratch) else { return };
         let Some(h) = self.sessions.find_monitor(slot, xref) else {

@@ -14,42 +14,23 @@ impl Gateway {
     }
 
     /// Bytes read from the link of `slot`: every frame they complete is
-    /// handled (a node's answer to its pending request, an event to the
-    /// session monitoring it).
+    /// decoded by the node's protocol and handled (a node's answer to its
+    /// pending request, an event to the session monitoring it).
     pub fn handle_cti(&mut self, now: Instant, slot: SlotId, bytes: &[u8]) {
         self.now = now;
-        // Each frame's document is copied out of the link's buffer into the
-        // inbox (taken out of self: no allocation) before it is handled.
+        // The node's protocol decodes each frame into the inbox (taken
+        // out of self: no allocation), so what it hands up borrows the
+        // inbox, not the nodes, while the gateway handles it.
         let mut inbox = core::mem::take(&mut self.inbox);
         let mut rest = bytes;
         loop {
-            let spare = self.nodes.rx_spare(slot);
-            let n = spare.len().min(rest.len());
-            spare[..n].copy_from_slice(&rest[..n]);
-            self.nodes.received(slot, n);
+            let n = self.nodes.receive(slot, rest);
             rest = &rest[n..];
-            loop {
-                let (what, len) = match self.nodes.next_incoming(now, slot) {
-                    None => break,
-                    Some(Incoming::Handled) => continue,
-                    Some(Incoming::Response { tag, body, .. }) => {
-                        let len = body.len().min(inbox.len());
-                        inbox[..len].copy_from_slice(&body[..len]);
-                        (Some(tag), len)
-                    }
-                    Some(Incoming::Event { body, .. }) => {
-                        let len = body.len().min(inbox.len());
-                        inbox[..len].copy_from_slice(&body[..len]);
-                        (None, len)
-                    }
-                };
-                match what {
-                    Some(tag) => {
-                        if self.node_answered(tag, Ok(&inbox[..len])) {
-                            self.nodes.malformed(slot);
-                        }
-                    }
-                    None => self.node_event(slot, &inbox[..len]),
+            while let Some(incoming) = self.nodes.next_incoming(now, slot, &mut inbox) {
+                match incoming {
+                    Incoming::Handled => {}
+                    Incoming::Response { tag, answer } => self.node_answered(tag, answer.as_ref().map_err(|e| *e)),
+                    Incoming::Event { event } => self.node_event(slot, &event),
                 }
             }
             if rest.is_empty() || n == 0 {

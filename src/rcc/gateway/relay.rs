@@ -155,27 +155,19 @@ impl Gateway {
     }
 
     /// A node answered (or could not answer) a relayed request.
-    /// True when the node's document did not parse (the caller counts it).
-    pub(super) fn node_answered(&mut self, tag: RequestTag, answer: Result<&[u8], ErrorCode<'static>>) -> bool {
-        let mut malformed = false;
+    pub(super) fn node_answered(&mut self, tag: RequestTag, answer: Result<&Csta<'_>, ErrorCode<'static>>) {
         if tag.0 >= INTERNAL {
-            return malformed; // the gateway's own MonitorStop
+            return; // the gateway's own MonitorStop
         }
         let p = Handle::unpack(tag.0);
-        let Some(pending) = self.pending.get_mut(p) else { return malformed };
+        let Some(pending) = self.pending.get_mut(p) else { return };
         // The stored request is moved out while it is answered: the
         // answer needs the whole gateway. Taking a boxed slice does not allocate.
         let request = core::mem::take(&mut pending.request);
         let (len, from, session, namespace) = (pending.len, pending.from, pending.session, pending.namespace);
         if let Ok(m) = Message::parse(&request[..len]) {
-            let answer_doc = answer.map(csta::parse);
-            malformed = matches!(answer_doc, Ok(Err(_)));
-            let message = match &answer_doc {
-                Ok(Ok(doc)) => Some(&doc.message),
-                _ => None,
-            };
             // Monitors: learn the ids the node gives, forget stopped ones.
-            match message {
+            match answer.ok() {
                 Some(Csta::Response(Response::MonitorStarted { monitor })) => {
                     let mut scratch = [0u8; 64];
                     if let Ok(xref) = monitor.unescape_into(&mut scratch) {
@@ -195,11 +187,9 @@ impl Gateway {
                 _ => {}
             }
             let queued = self.out.count;
-            match &answer_doc {
-                Ok(Ok(doc)) => self.answer_csta(from, &m, namespace, &doc.message),
-                // The node's document did not parse: tell Lync it failed.
-                Ok(Err(_)) => self.answer_csta(from, &m, namespace, &Csta::Error(ErrorCode::GENERIC_OPERATION)),
-                Err(code) => self.answer_csta(from, &m, namespace, &Csta::Error(*code)),
+            match answer {
+                Ok(message) => self.answer_csta(from, &m, namespace, message),
+                Err(code) => self.answer_csta(from, &m, namespace, &Csta::Error(code)),
             }
             if self.out.count > queued && from.transport.is_reliable() {
                 self.out.mark_last(Defer::Answer);
@@ -212,6 +202,5 @@ impl Gateway {
             pending.request = request;
         }
         self.pending.free(p);
-        malformed
     }
 }

@@ -9,7 +9,7 @@
 //!
 //! Every transition to Down fails the link's outstanding requests at once
 //! and schedules the next attempt `reconnect_interval` later, forever. The
-//! link's receive buffer is kept beside it (in [`super::Nodes`]) so that a
+//! link's receive buffer is kept beside it (in [`crate::cti::Nodes`]) so that a
 //! frame handed to the caller borrows only the buffer, not the link.
 
 use core::net::SocketAddr;
@@ -19,8 +19,8 @@ use heapless::{Deque, String, Vec};
 use httparse::Status;
 
 use super::frame::{self, FrameError, InvokeId};
-use super::{CtiEvent, DownReason, Failure, Incoming, LinkAction, RequestTag, SendError, SlotId};
-use crate::csta::{self, Message, Namespace, Request, SessionMessage, Text};
+use crate::csta::{self, ErrorCode, Message, Namespace, Request, SessionMessage, Text};
+use crate::cti::{CtiEvent, DownReason, Failure, Incoming, LinkAction, RequestTag, SendError, SlotId};
 use crate::outbuf::{OutBuf, Overflow};
 use crate::recvbuf::RecvBuf;
 use crate::sendbuf::SendBuf;
@@ -158,8 +158,8 @@ struct Outstanding {
 /// Shared by the links: where they report, and the connection id counter.
 pub(crate) struct Context<'c> {
     pub timing: &'c Timing,
-    pub events: &'c mut Deque<CtiEvent, { super::EVENT_QUEUE }>,
-    pub actions: &'c mut Deque<LinkAction, { super::ACTION_QUEUE }>,
+    pub events: &'c mut Deque<CtiEvent, { crate::cti::EVENT_QUEUE }>,
+    pub actions: &'c mut Deque<LinkAction, { crate::cti::ACTION_QUEUE }>,
     pub last_connection_id: &'c mut u64,
 }
 
@@ -500,12 +500,13 @@ impl Link {
     /// or [`Incoming::Handled`] for a frame the link consumed itself
     /// (session, heartbeat, late answer, malformed event). A framing error
     /// takes the link down.
-    pub(crate) fn next_incoming<'r>(
+    pub(crate) fn next_incoming<'b>(
         &mut self,
-        rx: &'r mut RecvBuf<LINK_BUFFER>,
+        rx: &mut RecvBuf<LINK_BUFFER>,
+        inbox: &'b mut [u8],
         now: Instant,
         ctx: &mut Context<'_>,
-    ) -> Option<Incoming<'r>> {
+    ) -> Option<Incoming<'b>> {
         if !matches!(self.state, LinkState::StartingSession | LinkState::Up) {
             return None;
         }
@@ -527,17 +528,16 @@ impl Link {
         consume.consume(used);
         if frame.invoke_id.is_event() {
             self.counters.events += 1;
-            // Events go up unparsed (the caller parses them); only the
-            // link's own session notice is looked at here.
-            if csta::root_name(frame.body) != Some("ApplicationSessionTerminated") {
-                return Some(Incoming::Event { body: frame.body });
-            }
-            return Some(match csta::parse(frame.body).map(|d| d.message) {
+            // Decoded once, in the caller's inbox; the link's own session
+            // notice is acted on here.
+            return Some(match decode_into(inbox, frame.body).map(|d| d.message) {
+                Ok(Message::Event(event)) => Incoming::Event { event },
                 Ok(Message::Session(SessionMessage::Terminated { .. })) => {
                     self.go_down(now, ctx, DownReason::SessionTerminated);
                     Incoming::Handled
                 }
-                Ok(_) => Incoming::Event { body: frame.body },
+                // Anything else the node says unasked is not for a monitor.
+                Ok(_) => Incoming::Handled,
                 Err(_) => {
                     self.counters.malformed += 1;
                     Incoming::Handled
@@ -552,7 +552,15 @@ impl Link {
         match request.purpose {
             Purpose::Caller(tag) => {
                 self.counters.responses += 1;
-                Some(Incoming::Response { tag, body: frame.body })
+                let answer = match decode_into(inbox, frame.body) {
+                    Ok(doc) => Ok(doc.message),
+                    Err(_) => {
+                        // The caller's request failed: it hears so.
+                        self.counters.malformed += 1;
+                        Err(ErrorCode::GENERIC_OPERATION)
+                    }
+                };
+                Some(Incoming::Response { tag, answer })
             }
             Purpose::StartSession => {
                 match csta::parse(frame.body).map(|d| d.message) {
@@ -592,4 +600,13 @@ impl Link {
             let _ = self.requests.send(now + timing.request_timeout, Purpose::StopSession, |o| stop.write(o));
         }
     }
+}
+
+/// Copies a frame's document into the caller's `inbox` and decodes it
+/// there, so that what is handed up borrows the inbox, not the link.
+fn decode_into<'b>(inbox: &'b mut [u8], body: &[u8]) -> Result<csta::Document<'b>, csta::Error> {
+    let len = body.len().min(inbox.len());
+    inbox[..len].copy_from_slice(&body[..len]);
+    let inbox: &'b [u8] = inbox;
+    csta::parse(&inbox[..len])
 }
