@@ -10,8 +10,11 @@
 //! writes a request into [`Transactions::open_client`]'s buffer, sends
 //! what [`Transactions::start_client`] and [`Transactions::handle_timeout`]
 //! hand back, and hears from the latter what happened ([`Happened`]).
-//! Every table is sized at boot; the deadlines live in a fixed
-//! [`Timers`] table, one place per transaction and kind.
+//! Every table is sized at boot. The deadlines live in a fixed [`Timers`]
+//! table, one place per client transaction and kind and one per kept
+//! response for its retransmissions; kept responses all live [`LIFETIME`]
+//! from when they were kept, so they expire in the order they were kept
+//! and their expiries are read off that order, with no table work.
 
 mod timers;
 
@@ -113,6 +116,8 @@ impl<C> ClientTx<C> {
 /// A final response kept for retransmissions of its request.
 struct ServerTx<S> {
     key: u64,
+    /// When it is forgotten (Timer J): [`LIFETIME`] after it was kept.
+    expires_at: Instant,
     message: Stored,
     /// An INVITE 2xx not yet acknowledged.
     awaiting_ack: bool,
@@ -184,10 +189,14 @@ pub struct Transactions<C, S> {
     server: Pool<ServerTx<S>>,
     /// Kept responses by [`server_key`].
     server_index: Index,
-    /// The kept responses, oldest first (with stale handles of ones freed
-    /// since): when the table is full the oldest makes room, since a
+    /// Every kept response, oldest first. All live [`LIFETIME`] from when
+    /// they were kept, so this is also the order they expire in: the
+    /// earliest expiry is the front's, and their expiries need no place
+    /// in `timers`. When the table is full the oldest makes room, since a
     /// retransmission is likelier for a response just sent.
     server_order: VecDeque<Handle>,
+    /// The client transactions' deadlines (two places each) and the
+    /// retransmissions of INVITE 2xx responses (one place per kept response).
     timers: Timers,
     evicted: u64,
 }
@@ -195,7 +204,7 @@ pub struct Transactions<C, S> {
 impl<C: Copy + Default, S: Copy> Transactions<C, S> {
     /// Room for `clients` client transactions and `servers` kept
     /// responses, each message of at most `message_size` bytes.
-    pub fn new(clients: usize, servers: usize, message_size: usize) -> Transactions<C, S> {
+    pub fn new(now: Instant, clients: usize, servers: usize, message_size: usize) -> Transactions<C, S> {
         Transactions {
             client: Pool::new(clients, || ClientTx {
                 message: Stored::new(message_size),
@@ -204,13 +213,14 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
             }),
             server: Pool::new(servers, || ServerTx {
                 key: 0,
+                expires_at: now,
                 message: Stored::new(message_size),
                 awaiting_ack: false,
                 owner: None,
             }),
             server_index: Index::new(servers),
             server_order: VecDeque::with_capacity(servers),
-            timers: Timers::new(2 * (clients + servers)),
+            timers: Timers::new(2 * clients + servers),
             evicted: 0,
         }
     }
@@ -219,8 +229,8 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
         2 * h.index as usize + kind as usize
     }
 
-    fn server_place(&self, h: Handle, kind: Kind) -> usize {
-        2 * (self.client.capacity() + h.index as usize) + kind as usize
+    fn server_place(&self, h: Handle) -> usize {
+        2 * self.client.capacity() + h.index as usize
     }
 
     // ----- client transactions -----
@@ -356,15 +366,17 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
     /// [`Transactions::acknowledged`]. A full table makes room with its
     /// oldest ([`Transactions::evicted`]).
     pub fn keep(&mut self, now: Instant, key: u64, to: Peer, bytes: &[u8], owner: Option<S>) -> Option<Handle> {
-        while self.server.len() == self.server.capacity() || self.server_order.len() == self.server_order.capacity() {
-            let Some(oldest) = self.server_order.pop_front() else { break };
-            if self.server.get(oldest).is_some() {
-                self.forget_server(oldest);
-                self.evicted += 1;
-            }
+        if self.server.len() == self.server.capacity() {
+            let oldest = self.server_order.pop_front()?;
+            self.forget_server(oldest);
+            self.evicted += 1;
         }
+        // Never earlier than the one kept before it: the order stays the
+        // order of expiry.
+        let after = self.server_order.back().and_then(|&h| self.server.get(h)).map(|s| s.expires_at);
+        let expires_at = after.map_or(now + LIFETIME, |after| after.max(now + LIFETIME));
         let (h, _) = self.server.alloc()?;
-        let (retransmit, expire) = (self.server_place(h, Kind::Retransmit), self.server_place(h, Kind::Expire));
+        let retransmit = self.server_place(h);
         let s = self.server.get_mut(h).expect("just taken");
         let Some(buf) = s.message.bytes.get_mut(..bytes.len()) else {
             self.server.free(h);
@@ -375,12 +387,12 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
         s.message.to = to;
         s.message.interval = T1;
         s.key = key;
+        s.expires_at = expires_at;
         s.owner = owner;
         s.awaiting_ack = owner.is_some() && !to.transport.is_reliable();
         let awaiting_ack = s.awaiting_ack;
         self.server_order.push_back(h);
         self.server_index.insert(key, h.index);
-        self.timers.set(expire, Some(now + LIFETIME));
         self.timers.set(retransmit, awaiting_ack.then_some(now + T1));
         Some(h)
     }
@@ -388,7 +400,7 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
     /// The ACK for the 2xx kept as `h` came (or its dialog ended): it is
     /// not sent again, and its expiry reports no missing ACK.
     pub fn acknowledged(&mut self, h: Handle) {
-        let place = self.server_place(h, Kind::Retransmit);
+        let place = self.server_place(h);
         if let Some(s) = self.server.get_mut(h) {
             s.awaiting_ack = false;
             self.timers.set(place, None);
@@ -411,29 +423,46 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
         self.evicted
     }
 
+    /// Forgets kept response `h`, just taken off the front of `server_order`.
     fn forget_server(&mut self, h: Handle) {
         let Some(s) = self.server.get(h) else { return };
         self.server_index.remove(s.key, h.index);
-        self.timers.set(self.server_place(h, Kind::Retransmit), None);
-        self.timers.set(self.server_place(h, Kind::Expire), None);
+        self.timers.set(self.server_place(h), None);
         self.server.free(h);
+    }
+
+    /// When the oldest kept response expires.
+    fn next_expiry(&self) -> Option<Instant> {
+        self.server_order.front().and_then(|&h| self.server.get(h)).map(|s| s.expires_at)
     }
 
     // ----- time -----
 
     /// When [`Transactions::handle_timeout`] has something to do next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next().map(|(at, _)| at)
+        let table = self.timers.next().map(|(at, _)| at);
+        match (table, self.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next thing due by `now`, done; `None` when nothing is. Call
     /// until `None`.
     pub fn handle_timeout(&mut self, now: Instant) -> Option<Happened<'_, C, S>> {
-        let (_, place) = self.timers.next().filter(|(at, _)| *at <= now)?;
+        let table = self.timers.next();
+        if self.next_expiry().is_some_and(|at| at <= now && table.is_none_or(|(next, _)| at <= next)) {
+            let h = self.server_order.pop_front().expect("it has an expiry");
+            let s = self.server.get(h).expect("the order holds live ones only");
+            let (owner, unacknowledged) = (s.owner, s.awaiting_ack);
+            self.forget_server(h);
+            return Some(Happened::Expired { owner, unacknowledged });
+        }
+        let (_, place) = table.filter(|(at, _)| *at <= now)?;
         self.timers.set(place, None);
-        let kind = if place % 2 == 0 { Kind::Retransmit } else { Kind::Expire };
-        let index = place / 2;
-        if index < self.client.capacity() {
+        if place < 2 * self.client.capacity() {
+            let kind = if place % 2 == 0 { Kind::Retransmit } else { Kind::Expire };
+            let index = place / 2;
             let h = self.client.handle_at(index as u32).expect("a client deadline is cleared when it closes");
             let other = self.client_place(h, Kind::Retransmit);
             let c = self.client.get_mut(h).expect("just found");
@@ -451,24 +480,16 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
                 }
             }
         } else {
+            // An INVITE 2xx not yet acknowledged: sent again (Timer G).
             let h = self
                 .server
-                .handle_at((index - self.client.capacity()) as u32)
+                .handle_at((place - 2 * self.client.capacity()) as u32)
                 .expect("a kept response's deadline is cleared when it goes");
             let s = self.server.get_mut(h).expect("just found");
-            match kind {
-                Kind::Retransmit => {
-                    let next = s.message.back_off();
-                    self.timers.set(place, Some(now + next));
-                    let s = self.server.get(h).expect("just found");
-                    Some(Happened::Retransmit { to: s.message.to, bytes: s.message.as_bytes() })
-                }
-                Kind::Expire => {
-                    let (owner, unacknowledged) = (s.owner, s.awaiting_ack);
-                    self.forget_server(h);
-                    Some(Happened::Expired { owner, unacknowledged })
-                }
-            }
+            let next = s.message.back_off();
+            self.timers.set(place, Some(now + next));
+            let s = self.server.get(h).expect("just found");
+            Some(Happened::Retransmit { to: s.message.to, bytes: s.message.as_bytes() })
         }
     }
 }

@@ -62,7 +62,7 @@ fn open(layer: &mut Layer, to: Peer, owner: u32) -> Handle {
 
 #[test]
 fn a_request_over_udp_is_sent_again_at_t1_doubling_to_t2_until_timer_f() {
-    let mut layer = Layer::new(4, 4, 1024);
+    let mut layer = Layer::new(Instant::now(), 4, 4, 1024);
     let t0 = Instant::now();
     let h = open(&mut layer, udp(5070), 42);
     assert!(!layer.client(h).unwrap().is_started());
@@ -85,7 +85,7 @@ fn a_request_over_udp_is_sent_again_at_t1_doubling_to_t2_until_timer_f() {
 
 #[test]
 fn a_request_over_tcp_is_never_sent_again_and_times_out() {
-    let mut layer = Layer::new(4, 4, 1024);
+    let mut layer = Layer::new(Instant::now(), 4, 4, 1024);
     let t0 = Instant::now();
     let h = open(&mut layer, tcp(), 1);
     layer.start_client(t0, h).unwrap();
@@ -94,7 +94,7 @@ fn a_request_over_tcp_is_never_sent_again_and_times_out() {
 
 #[test]
 fn a_closed_transaction_leaves_no_timer_behind() {
-    let mut layer = Layer::new(2, 2, 1024);
+    let mut layer = Layer::new(Instant::now(), 2, 2, 1024);
     let t0 = Instant::now();
     let h = open(&mut layer, udp(5070), 1);
     layer.start_client(t0, h).unwrap();
@@ -110,7 +110,7 @@ fn a_closed_transaction_leaves_no_timer_behind() {
 
 #[test]
 fn a_full_client_table_and_a_request_too_large_are_refused() {
-    let mut layer = Layer::new(1, 1, 64);
+    let mut layer = Layer::new(Instant::now(), 1, 1, 64);
     let write = |buf: &mut [u8], _: &str| buf.get_mut(..100).map(|_| 100).ok_or(Overflow);
     assert_eq!(layer.open_client(udp(1), 0, write), Err(OpenError::TooLarge));
     assert_eq!(layer.client_count(), 0, "the refused one took no place");
@@ -120,7 +120,7 @@ fn a_full_client_table_and_a_request_too_large_are_refused() {
 
 #[test]
 fn a_response_counts_only_from_where_its_request_went_and_for_its_dialog() {
-    let mut layer = Layer::new(4, 4, 1024);
+    let mut layer = Layer::new(Instant::now(), 4, 4, 1024);
     let t0 = Instant::now();
     let h = open(&mut layer, udp(5070), 1);
     layer.start_client(t0, h).unwrap();
@@ -152,7 +152,7 @@ fn a_response_counts_only_from_where_its_request_went_and_for_its_dialog() {
 
 #[test]
 fn a_kept_response_answers_for_64_t1_and_is_gone() {
-    let mut layer = Layer::new(1, 4, 1024);
+    let mut layer = Layer::new(Instant::now(), 1, 4, 1024);
     let t0 = Instant::now();
     layer.keep(t0, 0xabc, udp(5070), b"SIP/2.0 200 OK\r\n\r\n", None).unwrap();
     assert_eq!(layer.kept(0xabc), Some((udp(5070), &b"SIP/2.0 200 OK\r\n\r\n"[..])));
@@ -164,7 +164,7 @@ fn a_kept_response_answers_for_64_t1_and_is_gone() {
 
 #[test]
 fn an_invite_2xx_over_udp_is_sent_again_until_its_ack() {
-    let mut layer = Layer::new(1, 4, 1024);
+    let mut layer = Layer::new(Instant::now(), 1, 4, 1024);
     let t0 = Instant::now();
     let kept = layer.keep(t0, 1, udp(5070), b"SIP/2.0 200 OK\r\n\r\n", Some(9)).unwrap();
     assert_eq!(run(&mut layer, t0, Duration::from_millis(3600)), [500, 1500, 3500].map(Seen::Retransmit));
@@ -174,7 +174,7 @@ fn an_invite_2xx_over_udp_is_sent_again_until_its_ack() {
 
 #[test]
 fn an_invite_2xx_never_acknowledged_says_so_when_it_expires() {
-    let mut layer = Layer::new(1, 4, 1024);
+    let mut layer = Layer::new(Instant::now(), 1, 4, 1024);
     let t0 = Instant::now();
     layer.keep(t0, 1, udp(5070), b"SIP/2.0 200 OK\r\n\r\n", Some(9)).unwrap();
     let seen = run(&mut layer, t0, Duration::from_secs(40));
@@ -188,7 +188,7 @@ fn an_invite_2xx_never_acknowledged_says_so_when_it_expires() {
 
 #[test]
 fn a_full_table_of_kept_responses_makes_room_with_its_oldest() {
-    let mut layer = Layer::new(1, 2, 1024);
+    let mut layer = Layer::new(Instant::now(), 1, 2, 1024);
     let t0 = Instant::now();
     for key in 1..=3u64 {
         layer.keep(t0 + Duration::from_millis(key), key, udp(5070), key.to_string().as_bytes(), None).unwrap();
@@ -202,4 +202,20 @@ fn a_full_table_of_kept_responses_makes_room_with_its_oldest() {
     // A response larger than the message size is not kept.
     assert_eq!(layer.keep(t0, 4, udp(5070), &[b'x'; 2000], None), None);
     assert_eq!(layer.server_count(), 0);
+}
+
+#[test]
+fn kept_responses_expire_in_the_order_kept_between_the_other_deadlines() {
+    let mut layer = Layer::new(Instant::now(), 2, 4, 1024);
+    let t0 = Instant::now();
+    layer.keep(t0, 1, udp(5070), b"first", None).unwrap();
+    let h = open(&mut layer, tcp(), 7);
+    layer.start_client(t0 + Duration::from_millis(500), h).unwrap();
+    layer.keep(t0 + Duration::from_secs(1), 2, udp(5070), b"second", None).unwrap();
+    assert_eq!(layer.poll_timeout(), Some(t0 + LIFETIME));
+    assert_eq!(
+        run(&mut layer, t0, Duration::from_secs(40)),
+        [Seen::Expired(32_000, None, false), Seen::TimedOut(32_500, 7), Seen::Expired(33_000, None, false)]
+    );
+    assert_eq!((layer.kept(1), layer.kept(2)), (None, None));
 }

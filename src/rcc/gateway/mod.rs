@@ -244,7 +244,7 @@ impl Gateway {
                 answer: false,
             }),
             pending_index: Index::new(config.pending),
-            transactions: Transactions::new(config.client_transactions, config.completed, size),
+            transactions: Transactions::new(now, config.client_transactions, config.completed, size),
             out: OutQueue::new(config.out_queue, size, anyone),
             byes: VecDeque::with_capacity(config.sessions),
             next_sweep: None,
