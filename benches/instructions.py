@@ -29,15 +29,15 @@ def bench_binary():
     sys.exit("no instructions bench binary")
 
 
-# The event's count is the gateway's share only: the bench's two functions
-# that hand the node's event and Lync's 200 to the core are counted, not
-# the writing of that 200 (Lync's work).
-GATEWAY_ONLY = {"event": ["--toggle-collect=*event_through_gateway*", "--toggle-collect=*answer_through_gateway*"]}
+# The gateway's share only: every call the rig makes into the core goes
+# through the bench's core_call, and only that is counted, not the rig, the
+# simulated node or Lync writing its requests and answers.
+GATEWAY_ONLY = ["--toggle-collect=*core_call*"]
 
 
 def instructions(binary, kind, n):
     out = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *GATEWAY_ONLY.get(kind, []), binary, kind,
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *GATEWAY_ONLY, binary, kind,
          str(n)],
         capture_output=True, text=True, check=True,
     )
@@ -50,19 +50,18 @@ def main():
     binary = bench_binary()
     rows = []
     for kind, what in [("features", "GetCSTAFeatures, answered by the gateway (parse, route, write the 200)"),
-                       ("relayed", "GetDoNotDisturb relayed to a node and answered (gateway and simulated node)"),
-                       ("event", "a node's DeliveredEvent relayed to Lync as an INFO, and Lync's 200 to it (gateway "
-                                 "only)")]:
+                       ("relayed", "GetDoNotDisturb relayed to a node and its answer carried back"),
+                       ("event", "a node's DeliveredEvent relayed to Lync as an INFO, and Lync's 200 to it")]:
         per_request = (instructions(binary, kind, N) - instructions(binary, kind, 0)) / N
         rows.append(f"| {what} | {per_request:,.0f} |")
     lines = [
         "",
         "## Instructions per request (callgrind)",
         "",
-        f"`benches/instructions.py`: the sans-IO core in memory, one user over UDP, (count with {N:,} "
-        "INFOs (or events) - count with none) / " + f"{N:,}" + "; repeatable where times are not. The event is "
-        "counted inside the two calls into the core alone (callgrind's --toggle-collect), so Lync's writing of its "
-        "200 is not in it.",
+        f"`benches/instructions.py`: the sans-IO core in memory, driven by the test rig (`ctigw::rig`), one user "
+        f"over UDP, (count with {N:,} INFOs (or events) - count with none) / " + f"{N:,}" + "; repeatable where "
+        "times are not. Only the calls into the core are counted (callgrind's --toggle-collect on the bench's "
+        "core_call): the gateway's work, not the rig's, the simulated node's or Lync's.",
         "",
         "| request | instructions |",
         "|---|---:|",

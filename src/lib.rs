@@ -52,6 +52,8 @@ pub mod outbuf;
 pub mod pool;
 pub mod rcc;
 pub mod recvbuf;
+#[cfg(any(test, feature = "rig"))]
+pub mod rig;
 pub mod sendbuf;
 pub mod sim;
 pub mod sip;

@@ -322,17 +322,35 @@ fn the_cti_link_path_allocates_nothing_in_steady_state() {
 
 /// Whole sessions through the gateway core: sign-in, features, monitor,
 /// make call with its events, hold, retrieve, clear, BYE; over UDP, many
-/// times. Only the calls into the core are counted: the test's own Lync
-/// (formatting SIP text) and the simulated node run with counting off.
+/// times, driven by the crate's test rig (`ctigw::rig`) with its scripted
+/// Lync. Only the calls into the core are counted: the rig's Lync
+/// (formatting SIP text) and simulated node run with counting off.
 #[test]
 fn full_sessions_through_the_core_allocate_nothing() {
     use ctigw::config::Cidr;
     use ctigw::cti::{NodeConfig, Nodes, Protocol, SessionMode, Timing};
     use ctigw::rcc::appearances::Appearances;
-    use ctigw::rcc::{Gateway, GatewayConfig};
+    use ctigw::rcc::{Gateway, GatewayConfig, Peer, Transport};
+    use ctigw::rig::lync::{Lync, NS, only_response};
+    use ctigw::rig::{Calls, Rig};
     use ctigw::sim::node::{Faults, Node};
     use ctigw::sim::switch::{Outside, Switch};
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
+
+    /// Every call into the core, its allocations counted.
+    struct Counting(u64);
+
+    impl Calls for Counting {
+        fn call<R>(&mut self, f: impl FnOnce() -> R) -> R {
+            let mut result = None;
+            self.0 += allocations_in(|| result = Some(f()));
+            result.expect("the call returned")
+        }
+    }
+
+    let mut probe = Counting(0);
+    probe.call(|| drop(Vec::<u8>::with_capacity(8)));
+    assert_eq!(probe.0, 1, "the counter sees an allocation made inside a call");
 
     let lines = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/lines.conf")).unwrap();
     let config =
@@ -341,21 +359,16 @@ fn full_sessions_through_the_core_allocate_nothing() {
     let mut gw_config =
         GatewayConfig::new("gw.example.com", 5060, vec![Cidr { addr: "127.0.0.1".parse().unwrap(), prefix: 8 }]);
     gw_config.sessions = 64;
-    let gw = Gateway::new(std::time::Instant::now(), gw_config, Appearances::parse(&lines).unwrap(), nodes);
+    let now = Instant::now();
+    let gw = Gateway::new(now, gw_config, Appearances::parse(&lines).unwrap(), nodes);
     let sim_lines = [("tel:+14255550101;ext=101", "SEPA")];
     let node = Node::new(Switch::new(sim_lines, Outside::Answer(Duration::from_millis(100))), Faults::default());
-    let mut rig = core_rig::Rig::new(gw, node);
+    let mut rig = Rig::with_calls(now, gw, vec![node], Counting(0));
+    let pool = Peer { addr: "127.0.0.1:5070".parse().unwrap(), transport: Transport::Udp };
 
-    const NS: &str = "http://www.ecma-international.org/standards/ecma-323/csta/ed3";
     for round in 0..200u32 {
-        let call_id = format!("z{round}");
-        rig.request(&call_id, "INVITE", &format!("<RequestSystemStatus xmlns=\"{NS}\"/>"), 1);
-        rig.settle();
-        let ok = rig.sent.iter().find(|b| b.starts_with(b"SIP/2.0 200")).expect("the INVITE is answered").clone();
-        rig.gw_tag = Message::parse(&ok).unwrap().to().unwrap().tag().unwrap().to_string();
-        rig.sent.clear();
-        rig.request(&call_id, "ACK", "", 1);
-        let mut cseq = 1;
+        let mut alice = Lync::new("alice@example.com", &format!("z{round}"), pool);
+        alice.sign_in(&mut rig);
         for body in [
             format!("<GetCSTAFeatures xmlns=\"{NS}\"/>"),
             format!(
@@ -365,12 +378,12 @@ fn full_sessions_through_the_core_allocate_nothing() {
                 "<MakeCall xmlns=\"{NS}\"><callingDevice>tel:101</callingDevice><calledDirectoryNumber>tel:+14255559876</calledDirectoryNumber></MakeCall>"
             ),
         ] {
-            cseq += 1;
-            rig.request(&call_id, "INFO", &body, cseq);
-            rig.answer_events();
+            let out = alice.info(&mut rig, &body);
+            alice.answer_all(&mut rig, out);
         }
-        rig.advance(Duration::from_millis(100)); // the outside party answers
-        rig.answer_events();
+        rig.advance(100); // the outside party answers
+        let out = rig.take();
+        alice.answer_all(&mut rig, out);
         let call = format!("C-{:04}", round + 1);
         let conn = |tag: &str| format!("<{tag}><callID>{call}</callID><deviceID>tel:101</deviceID></{tag}>");
         for body in [
@@ -378,178 +391,17 @@ fn full_sessions_through_the_core_allocate_nothing() {
             format!("<RetrieveCall xmlns=\"{NS}\">{}</RetrieveCall>", conn("callToBeRetrieved")),
             format!("<ClearConnection xmlns=\"{NS}\">{}</ClearConnection>", conn("connectionToBeCleared")),
         ] {
-            cseq += 1;
-            rig.request(&call_id, "INFO", &body, cseq);
-            rig.answer_events();
+            let out = alice.info(&mut rig, &body);
+            alice.answer_all(&mut rig, out);
         }
-        rig.request(&call_id, "BYE", "", cseq + 1);
-        rig.settle();
-        assert!(rig.sent.iter().any(|b| b.starts_with(b"SIP/2.0 200")), "the BYE is answered");
-        rig.sent.clear();
-        rig.gw_tag.clear();
+        let out = alice.in_dialog(&mut rig, "BYE", "");
+        assert_eq!(only_response(&out).status_code(), Some(200), "the BYE is answered");
         // Time passes between sessions: timers fire, kept responses expire.
-        rig.advance(Duration::from_secs(40));
-        rig.sent.clear();
+        rig.advance(40_000);
+        rig.take();
     }
     assert_eq!(rig.gw.counters.sessions_opened, 200);
     assert!(rig.gw.counters.events_relayed >= 200 * 6, "events flowed: {}", rig.gw.counters.events_relayed);
     assert_eq!(rig.gw.session_count(), 0);
-    assert_eq!(rig.total, 0, "heap allocations inside the gateway core");
-}
-
-/// The harness of the test above: the core, a simulated node and a Lync
-/// pool in memory; every call into the core counted.
-mod core_rig {
-    use super::*;
-    use ctigw::cti::frame;
-    use ctigw::cti::{LinkAction, LinkEvent, SlotId};
-    use ctigw::rcc::{Gateway, Peer, Transport};
-    use ctigw::sim::node::Node;
-    use std::time::{Duration, Instant};
-
-    pub struct Rig {
-        pub gw: Box<Gateway>,
-        node: Node,
-        link: Option<u64>,
-        now: Instant,
-        pub sent: Vec<Vec<u8>>,
-        pub gw_tag: String,
-        pub total: u64,
-        tx: Vec<u8>,
-        out: Vec<u8>,
-    }
-
-    const SLOT: fn() -> SlotId = || SlotId::new(0).unwrap();
-
-    fn pool() -> Peer {
-        Peer { addr: "127.0.0.1:5070".parse().unwrap(), transport: Transport::Udp }
-    }
-
-    impl Rig {
-        pub fn new(gw: Box<Gateway>, node: Node) -> Rig {
-            let mut rig = Rig {
-                gw,
-                node,
-                link: None,
-                now: Instant::now(),
-                sent: Vec::new(),
-                gw_tag: String::new(),
-                total: 0,
-                tx: vec![0; 65536],
-                out: vec![0; 8192],
-            };
-            let now = rig.now;
-            rig.total += allocations_in(|| rig.gw.start(now));
-            rig.settle();
-            rig
-        }
-
-        fn deliver(&mut self, outputs: Vec<ctigw::sim::switch::Output>) {
-            let now = self.now;
-            for o in outputs {
-                let mut buf = vec![0u8; o.body.len() + 8];
-                let mut out = OutBuf::new(&mut buf);
-                frame::encode(&mut out, o.invoke_id, |w| w.put(&o.body)).unwrap();
-                let len = out.len();
-                self.total += allocations_in(|| self.gw.handle_cti(now, SLOT(), &buf[..len]));
-            }
-        }
-
-        /// Moves CTI bytes both ways and collects what the gateway sends Lync.
-        pub fn settle(&mut self) {
-            let now = self.now;
-            loop {
-                let mut action = None;
-                self.total += allocations_in(|| action = self.gw.poll_link_action());
-                match action {
-                    Some(LinkAction::Connect { .. }) => {
-                        self.link = Some(self.node.open_link());
-                        self.total += allocations_in(|| self.gw.handle_link(now, SLOT(), LinkEvent::Connected));
-                        continue;
-                    }
-                    Some(LinkAction::Close { .. }) => continue,
-                    None => {}
-                }
-                let mut n = 0;
-                let tx = &mut self.tx;
-                let gw = &mut self.gw;
-                self.total += allocations_in(|| {
-                    let pending = gw.link_tx(SLOT());
-                    n = pending.len();
-                    tx[..n].copy_from_slice(pending);
-                    gw.link_transmitted(SLOT(), n);
-                });
-                let mut moved = n > 0;
-                if n > 0 {
-                    let outputs = self.node.receive(now, self.link.unwrap(), &self.tx[..n]).unwrap();
-                    self.deliver(outputs);
-                }
-                loop {
-                    let mut got = 0;
-                    let out = &mut self.out;
-                    let gw = &mut self.gw;
-                    self.total += allocations_in(|| {
-                        if let Some(t) = gw.poll_transmit() {
-                            got = t.bytes.len();
-                            out[..got].copy_from_slice(t.bytes);
-                        }
-                    });
-                    if got == 0 {
-                        break;
-                    }
-                    moved = true;
-                    self.sent.push(self.out[..got].to_vec());
-                }
-                if !moved {
-                    return;
-                }
-            }
-        }
-
-        /// Lync sends a request in the session's dialog.
-        pub fn request(&mut self, call_id: &str, method: &str, body: &str, cseq: u32) {
-            let to_tag = if self.gw_tag.is_empty() { String::new() } else { format!(";tag={}", self.gw_tag) };
-            let ct = if body.is_empty() { "" } else { "Content-Type: application/csta+xml\r\n" };
-            let text = format!(
-                "{method} sip:ctigw@gw SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{call_id}x{cseq}{method}\r\n\
-                 From: <sip:alice@example.com>;tag=t{call_id}\r\nTo: <sip:ctigw@gw>{to_tag}\r\nCall-ID: {call_id}\r\n\
-                 CSeq: {cseq} {method}\r\nContact: <sip:127.0.0.1:5070>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            let now = self.now;
-            self.total += allocations_in(|| self.gw.handle_datagram(now, pool(), text.as_bytes()));
-        }
-
-        /// Lync answers every event INFO; they come one at a time.
-        pub fn answer_events(&mut self) {
-            let now = self.now;
-            loop {
-                self.settle();
-                let infos: Vec<Vec<u8>> = self.sent.drain(..).filter(|b| b.starts_with(b"INFO")).collect();
-                if infos.is_empty() {
-                    return;
-                }
-                for info in infos {
-                    let m = Message::parse(&info).unwrap();
-                    let mut buf = vec![0u8; 2048];
-                    let ok = MessageWriter::response_to(&mut buf, &m, 200, "OK", None, None)
-                        .unwrap()
-                        .finish()
-                        .unwrap()
-                        .to_vec();
-                    self.total += allocations_in(|| self.gw.handle_datagram(now, pool(), &ok));
-                }
-            }
-        }
-
-        /// Time passes: the node's outside world and the gateway's timers.
-        pub fn advance(&mut self, by: Duration) {
-            self.now += by;
-            let now = self.now;
-            let outputs = self.node.handle_timeout(now);
-            self.deliver(outputs);
-            self.total += allocations_in(|| self.gw.handle_timeout(now));
-            self.settle();
-        }
-    }
+    assert_eq!(rig.calls.0, 0, "heap allocations inside the gateway core");
 }

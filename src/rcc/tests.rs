@@ -4,20 +4,18 @@
 
 use std::time::{Duration, Instant};
 
-use httparse::Status;
-
 use super::appearances::Appearances;
 use super::{ConnId, Gateway, GatewayConfig, Peer, Transport};
 use crate::config::Cidr;
 use crate::csta::{self, Event, Message as Csta, Request, Response};
-use crate::cti::frame::{self, InvokeId};
-use crate::cti::{LinkAction, LinkEvent, NodeConfig, Nodes, Protocol, SessionMode, SlotId, Timing};
-use crate::outbuf::OutBuf;
+use crate::cti::frame::InvokeId;
+use crate::cti::{NodeConfig, Nodes, Protocol, SessionMode, Timing};
+use crate::rig::Rig;
+use crate::rig::lync::{Lync, NS, POOL, body_of, csta_answer, events, only_response};
 use crate::sim::node::{Faults, Node};
-use crate::sim::switch::{LinkId, Outside, Switch};
+use crate::sim::switch::{Outside, Switch};
 use crate::sip::{self, Message};
 
-const NS: &str = "http://www.ecma-international.org/standards/ecma-323/csta/ed3";
 const ALICE_LINE: &str = "tel:+14255550101;ext=101";
 
 fn lines() -> Appearances {
@@ -32,27 +30,6 @@ fn switch() -> Switch {
     Switch::new(lines.iter().map(|(l, d)| (l.as_str(), d.as_str())), Outside::Answer(Duration::from_millis(1000)))
 }
 
-/// A CTI node of the world: the simulator, and whether it accepts links.
-struct SimNode {
-    node: Node,
-    link: Option<LinkId>,
-    alive: bool,
-}
-
-/// The gateway, its nodes and a Lync pool, wired in memory.
-struct World {
-    gw: Box<Gateway>,
-    nodes: Vec<SimNode>,
-    now: Instant,
-    /// What the gateway sent towards Lync, not yet looked at.
-    sent: Vec<(Peer, Vec<u8>)>,
-    /// Stream connections whose transmit buffer is full: the shell hands
-    /// event INFOs for them back.
-    full: Vec<ConnId>,
-}
-
-const POOL: &str = "127.0.0.1:5070";
-
 fn udp() -> Peer {
     Peer { addr: POOL.parse().unwrap(), transport: Transport::Udp }
 }
@@ -65,316 +42,41 @@ fn tls() -> Peer {
     Peer { addr: POOL.parse().unwrap(), transport: Transport::Tls(ConnId(9)) }
 }
 
-impl World {
-    fn new(node_count: usize, sessions: usize) -> World {
-        World::with(node_count, sessions, |_| {})
-    }
-
-    fn with(node_count: usize, sessions: usize, tweak: impl FnOnce(&mut GatewayConfig)) -> World {
-        let timing = Timing {
-            heartbeat_interval: Duration::from_secs(30),
-            heartbeat_misses: 2,
-            reconnect_interval: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(5),
-            connect_timeout: Duration::from_secs(3),
-        };
-        let configs: Vec<NodeConfig> = (0..node_count)
-            .map(|i| NodeConfig {
-                addr: format!("127.0.0.1:{}", 7001 + i).parse().unwrap(),
-                protocol: Protocol::CstaXml(SessionMode::Ecma354),
-            })
-            .collect();
-        let nodes = Nodes::new(timing, &configs).unwrap();
-        let mut config =
-            GatewayConfig::new("gw.example.com", 5060, vec![Cidr { addr: "127.0.0.1".parse().unwrap(), prefix: 32 }]);
-        config.sessions = sessions;
-        config.tls_port = Some(5061);
-        tweak(&mut config);
-        let now = Instant::now();
-        let gw = Gateway::new(now, config, lines(), nodes);
-        let mut world = World {
-            gw,
-            nodes: (0..node_count)
-                .map(|_| SimNode { node: Node::new(switch(), Faults::default()), link: None, alive: true })
-                .collect(),
-            now,
-            sent: Vec::new(),
-            full: Vec::new(),
-        };
-        world.gw.start(world.now);
-        world.pump();
-        world
-    }
-
-    /// Moves bytes and actions until nothing is left to move.
-    fn pump(&mut self) {
-        for _ in 0..1000 {
-            let mut moved = false;
-            while let Some(action) = self.gw.poll_link_action() {
-                moved = true;
-                match action {
-                    LinkAction::Connect { slot, .. } => {
-                        let n = &mut self.nodes[slot.index()];
-                        if n.alive {
-                            n.link = Some(n.node.open_link());
-                            self.gw.handle_link(self.now, slot, LinkEvent::Connected);
-                        } else {
-                            self.gw.handle_link(self.now, slot, LinkEvent::ConnectFailed);
-                        }
-                    }
-                    LinkAction::Close { slot } => {
-                        let n = &mut self.nodes[slot.index()];
-                        if let Some(link) = n.link.take() {
-                            n.node.close_link(link);
-                        }
-                    }
-                }
-            }
-            for i in 0..self.nodes.len() {
-                let slot = SlotId::new(i).unwrap();
-                let pending = self.gw.link_tx(slot).to_vec();
-                if pending.is_empty() {
-                    continue;
-                }
-                moved = true;
-                self.gw.link_transmitted(slot, pending.len());
-                let Some(link) = self.nodes[i].link else { continue };
-                let outputs =
-                    self.nodes[i].node.receive(self.now, link, &pending).expect("the gateway frames correctly");
-                self.deliver(i, outputs);
-            }
-            while let Some(t) = self.gw.poll_transmit() {
-                moved = true;
-                match (t.deferrable, t.to.transport.conn()) {
-                    (Some(deferrable), Some(conn)) if self.full.contains(&conn) => {
-                        self.gw.transmit_deferred(self.now, conn, deferrable)
-                    }
-                    _ => self.sent.push((t.to, t.bytes.to_vec())),
-                }
-            }
-            if !moved {
-                return;
-            }
-        }
-        panic!("the world does not settle");
-    }
-
-    fn deliver(&mut self, node: usize, outputs: Vec<crate::sim::switch::Output>) {
-        let slot = SlotId::new(node).unwrap();
-        for o in outputs {
-            if Some(o.link) != self.nodes[node].link {
-                continue;
-            }
-            let mut buf = vec![0u8; o.body.len() + 8];
-            let mut out = OutBuf::new(&mut buf);
-            frame::encode(&mut out, o.invoke_id, |w| w.put(&o.body)).unwrap();
-            self.gw.handle_cti(self.now, slot, out.as_bytes());
-        }
-    }
-
-    fn advance(&mut self, ms: u64) {
-        self.now += Duration::from_millis(ms);
-        self.gw.handle_timeout(self.now);
-        for i in 0..self.nodes.len() {
-            let outputs = self.nodes[i].node.handle_timeout(self.now);
-            self.deliver(i, outputs);
-        }
-        self.pump();
-    }
-
-    /// Lync sends `text` (LF line ends are turned into CR LF; the body
-    /// keeps its own and gets a correct Content-Length).
-    fn send(&mut self, from: Peer, text: &str) -> Vec<Message<'static>> {
-        let bytes = sip_text(text);
-        match from.transport {
-            Transport::Udp => self.gw.handle_datagram(self.now, from, &bytes),
-            Transport::Tcp(_) | Transport::Tls(_) => {
-                let Status::Complete((frame, _)) = sip::next_frame(&bytes, 8192).unwrap() else { panic!("partial") };
-                self.gw.handle_frame(self.now, from, frame);
-            }
-        }
-        self.pump();
-        self.take()
-    }
-
-    /// What the gateway sent since the last look, parsed.
-    fn take(&mut self) -> Vec<Message<'static>> {
-        std::mem::take(&mut self.sent)
-            .into_iter()
-            .map(|(_, bytes)| {
-                Message::parse(Box::leak(bytes.into_boxed_slice())).expect("the gateway writes valid SIP")
-            })
-            .collect()
-    }
-
-    /// The node behind `slot` is killed: its link breaks, it accepts no more.
-    fn kill(&mut self, node: usize) {
-        self.nodes[node].alive = false;
-        if let Some(link) = self.nodes[node].link.take() {
-            self.nodes[node].node.close_link(link);
-        }
-        self.gw.handle_link(self.now, SlotId::new(node).unwrap(), LinkEvent::Closed);
-        self.pump();
-    }
-
-    fn revive(&mut self, node: usize) {
-        self.nodes[node].alive = true;
-    }
+/// The rig as these scenarios set it up: `node_count` simulated nodes
+/// with the demo directory, the gateway with `sessions` sessions.
+fn world(node_count: usize, sessions: usize) -> Rig {
+    world_with(node_count, sessions, |_| {})
 }
 
-/// SIP text with CR LF line ends and a computed Content-Length.
-fn sip_text(text: &str) -> Vec<u8> {
-    let (head, body) = match text.split_once("\n\n") {
-        Some((h, b)) => (h, b),
-        None => (text, ""),
+/// As [`world`], the gateway's configuration changed by `tweak` first.
+fn world_with(node_count: usize, sessions: usize, tweak: impl FnOnce(&mut GatewayConfig)) -> Rig {
+    let timing = Timing {
+        heartbeat_interval: Duration::from_secs(30),
+        heartbeat_misses: 2,
+        reconnect_interval: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(3),
     };
-    let mut out = head.trim().replace('\n', "\r\n");
-    out.push_str(&format!("\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
-    out.into_bytes()
-}
-
-fn body_of<'a>(m: &Message<'a>) -> Csta<'a> {
-    csta::parse(m.body()).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(m.body()))).message
-}
-
-/// A Lync user's dialog, as a client keeps it.
-struct Lync {
-    user: &'static str,
-    call_id: String,
-    tag: String,
-    gw_tag: String,
-    cseq: u32,
-    peer: Peer,
-}
-
-impl Lync {
-    fn new(user: &'static str, call_id: &str, peer: Peer) -> Lync {
-        Lync { user, call_id: call_id.into(), tag: format!("{call_id}-tag"), gw_tag: String::new(), cseq: 0, peer }
-    }
-
-    fn invite(&mut self, world: &mut World, line: Option<&str>) -> Vec<Message<'static>> {
-        self.cseq += 1;
-        let private = line.map_or(String::new(), |l| {
-            format!("<extensions><privateData><private><lcs:line xmlns:lcs=\"http://schemas.microsoft.com/Lcs/2005/04/RCCExtension\">{l}</lcs:line></private></privateData></extensions>")
-        });
-        let text = format!(
-            "INVITE sip:ctigw@gw.example.com SIP/2.0\nVia: SIP/2.0/{t} {POOL};branch=z9hG4bKinv{c}{cs}\nMax-Forwards: 70\n\
-             From: <sip:{u}>;tag={tag};epid=01\nTo: <sip:ctigw@gw.example.com>\nCall-ID: {c}\nCSeq: {cs} INVITE\n\
-             Contact: <sip:pool.example.com:5070;transport={tl}>\nRecord-Route: <sip:pool.example.com;lr>\nSupported: timer\nSession-Expires: 1800\n\
-             Content-Type: application/csta+xml\n\n<RequestSystemStatus xmlns=\"{NS}\">{private}</RequestSystemStatus>",
-            t = self.peer.transport.token(),
-            tl = self.peer.transport.token().to_lowercase(),
-            c = self.call_id,
-            cs = self.cseq,
-            u = self.user,
-            tag = self.tag,
-        );
-        let out = world.send(self.peer, &text);
-        if let Some(ok) = out.iter().find(|m| m.status_code() == Some(200)) {
-            self.gw_tag = ok.to().unwrap().tag().unwrap().to_string();
-        }
-        out
-    }
-
-    fn ack(&mut self, world: &mut World) -> Vec<Message<'static>> {
-        let text = format!(
-            "ACK sip:ctigw@gw.example.com SIP/2.0\nVia: SIP/2.0/{t} {POOL};branch=z9hG4bKack{c}\nFrom: <sip:{u}>;tag={tag}\n\
-             To: <sip:ctigw@gw.example.com>;tag={gt}\nCall-ID: {c}\nCSeq: {cs} ACK\n\n",
-            t = self.peer.transport.token(),
-            c = self.call_id,
-            u = self.user,
-            tag = self.tag,
-            gt = self.gw_tag,
-            cs = self.cseq,
-        );
-        world.send(self.peer, &text)
-    }
-
-    fn in_dialog(&mut self, world: &mut World, method: &str, body: &str) -> Vec<Message<'static>> {
-        self.cseq += 1;
-        let text = self.request_text(method, body, &format!("z9hG4bK{}{}", self.call_id, self.cseq));
-        world.send(self.peer, &text)
-    }
-
-    fn request_text(&self, method: &str, body: &str, branch: &str) -> String {
-        let content = if body.is_empty() { String::new() } else { "Content-Type: application/csta+xml\n".to_string() };
-        format!(
-            "{method} sip:ctigw@gw.example.com SIP/2.0\nVia: SIP/2.0/{t} {POOL};branch={branch}\nMax-Forwards: 70\n\
-             From: <sip:{u}>;tag={tag}\nTo: <sip:ctigw@gw.example.com>;tag={gt}\nCall-ID: {c}\nCSeq: {cs} {method}\n{content}\n{body}",
-            t = self.peer.transport.token(),
-            u = self.user,
-            tag = self.tag,
-            gt = self.gw_tag,
-            c = self.call_id,
-            cs = self.cseq,
-        )
-    }
-
-    fn info(&mut self, world: &mut World, xml: &str) -> Vec<Message<'static>> {
-        self.in_dialog(world, "INFO", &format!("<?xml version=\"1.0\"?>{xml}"))
-    }
-
-    fn sign_in(&mut self, world: &mut World) {
-        let out = self.invite(world, None);
-        assert_eq!(out.iter().filter(|m| m.status_code() == Some(200)).count(), 1, "{out:?}");
-        self.ack(world);
-    }
-
-    /// Answers the gateway's requests (event INFOs) with 200; returns
-    /// what the gateway sent next (the following event, one at a time).
-    fn answer(&self, world: &mut World, requests: &[Message<'static>]) -> Vec<Message<'static>> {
-        let mut next = Vec::new();
-        for r in requests.iter().filter(|m| m.method().is_some()) {
-            let mut buf = vec![0u8; 2048];
-            let ok =
-                sip::MessageWriter::response_to(&mut buf, r, 200, "OK", None, None).unwrap().finish().unwrap().to_vec();
-            let text =
-                std::str::from_utf8(&ok).unwrap().trim_end_matches("Content-Length: 0\r\n\r\n").replace("\r\n", "\n");
-            next.extend(world.send(self.peer, &text));
-        }
-        next
-    }
-
-    /// Answers every event INFO as it comes (they come one at a time) and
-    /// returns them all, in order, with the rest of `first`.
-    fn answer_all(&self, world: &mut World, first: Vec<Message<'static>>) -> Vec<Message<'static>> {
-        let mut all = Vec::new();
-        let mut batch = first;
-        while !batch.is_empty() {
-            let next = self.answer(world, &batch);
-            all.extend(batch);
-            batch = next;
-        }
-        all
-    }
-}
-
-/// The event names in a batch of the gateway's INFOs, in order.
-fn events(out: &[Message<'_>]) -> Vec<String> {
-    out.iter()
-        .filter(|m| m.method() == Some(sip::Method::Info))
-        .map(|m| match body_of(m) {
-            Csta::Event(e) => e.name().to_string(),
-            other => format!("{other:?}"),
+    let configs: Vec<NodeConfig> = (0..node_count)
+        .map(|i| NodeConfig {
+            addr: format!("127.0.0.1:{}", 7001 + i).parse().unwrap(),
+            protocol: Protocol::CstaXml(SessionMode::Ecma354),
         })
-        .collect()
-}
-
-fn only_response<'a>(out: &'a [Message<'static>]) -> &'a Message<'static> {
-    let responses: Vec<_> = out.iter().filter(|m| m.status_code().is_some()).collect();
-    assert_eq!(responses.len(), 1, "{out:#?}");
-    responses[0]
-}
-
-fn csta_answer(out: &[Message<'static>]) -> Csta<'static> {
-    let r = only_response(out);
-    assert_eq!(r.status_code(), Some(200), "{r:?}");
-    body_of(r)
+        .collect();
+    let nodes = Nodes::new(timing, &configs).unwrap();
+    let mut config =
+        GatewayConfig::new("gw.example.com", 5060, vec![Cidr { addr: "127.0.0.1".parse().unwrap(), prefix: 32 }]);
+    config.sessions = sessions;
+    config.tls_port = Some(5061);
+    tweak(&mut config);
+    let now = Instant::now();
+    let gw = Gateway::new(now, config, lines(), nodes);
+    Rig::new(now, gw, (0..node_count).map(|_| Node::new(switch(), Faults::default())).collect())
 }
 
 #[test]
 fn sign_in_features_monitor_make_call_and_the_events() {
-    let mut w = World::new(2, 16);
+    let mut w = world(2, 16);
     let mut alice = Lync::new("alice@example.com", "c1", udp());
     let out = alice.invite(&mut w, Some(ALICE_LINE));
     let ok = only_response(&out);
@@ -427,7 +129,7 @@ fn sign_in_features_monitor_make_call_and_the_events() {
 
 #[test]
 fn refusals_of_the_invite() {
-    let mut w = World::new(1, 1);
+    let mut w = world(1, 1);
     let untrusted = Peer { addr: "192.0.2.66:5060".parse().unwrap(), transport: Transport::Udp };
     let mut mallory = Lync::new("alice@example.com", "m1", untrusted);
     assert_eq!(only_response(&mallory.invite(&mut w, None)).reason(), Some("Forbidden: untrusted source"));
@@ -475,7 +177,7 @@ fn refusals_of_the_invite() {
 
 #[test]
 fn no_node_up_is_503_with_the_reconnect_interval() {
-    let mut w = World::new(1, 4);
+    let mut w = world(1, 4);
     w.kill(0);
     let mut alice = Lync::new("alice@example.com", "a1", udp());
     let out = alice.invite(&mut w, None);
@@ -485,7 +187,7 @@ fn no_node_up_is_503_with_the_reconnect_interval() {
 
 #[test]
 fn another_users_device_or_line_is_refused_without_reaching_the_node() {
-    let mut w = World::new(1, 4);
+    let mut w = world(1, 4);
     let mut alice = Lync::new("alice@example.com", "a1", tcp());
     alice.sign_in(&mut w);
     let bobs = [
@@ -517,7 +219,7 @@ fn another_users_device_or_line_is_refused_without_reaching_the_node() {
 
 #[test]
 fn a_dead_node_refuses_at_once_and_its_return_ends_the_old_sessions() {
-    let mut w = World::new(2, 8);
+    let mut w = world(2, 8);
     let mut alice = Lync::new("alice@example.com", "a1", udp());
     alice.sign_in(&mut w); // node 1
     let mut bob = Lync::new("bob@example.com", "b1", udp());
@@ -556,7 +258,7 @@ fn a_dead_node_refuses_at_once_and_its_return_ends_the_old_sessions() {
 
 #[test]
 fn outstanding_requests_fail_when_the_node_dies() {
-    let mut w = World::new(1, 4);
+    let mut w = world(1, 4);
     w.nodes[0].node.faults.delay = Duration::from_secs(100); // (the sans-IO world ignores delay)
     let mut alice = Lync::new("alice@example.com", "a1", tcp());
     alice.sign_in(&mut w);
@@ -573,7 +275,7 @@ fn outstanding_requests_fail_when_the_node_dies() {
 
 #[test]
 fn udp_retransmissions_are_absorbed_and_answered_from_the_kept_response() {
-    let mut w = World::new(1, 4);
+    let mut w = world(1, 4);
     let mut alice = Lync::new("alice@example.com", "a1", udp());
     let first = alice.invite(&mut w, None);
     // An INVITE retransmission gets the same 200 again.
@@ -617,7 +319,7 @@ fn udp_retransmissions_are_absorbed_and_answered_from_the_kept_response() {
 
 #[test]
 fn an_unanswered_event_info_is_retransmitted_then_the_dialog_ends() {
-    let mut w = World::new(1, 4);
+    let mut w = world(1, 4);
     let mut alice = Lync::new("alice@example.com", "a1", udp());
     alice.sign_in(&mut w);
     alice.info(&mut w, &format!("<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:101</deviceObject></monitorObject></MonitorStart>"));
@@ -653,7 +355,7 @@ fn an_unanswered_event_info_is_retransmitted_then_the_dialog_ends() {
 
 #[test]
 fn cseq_out_of_order_and_unknown_dialogs() {
-    let mut w = World::new(1, 4);
+    let mut w = world(1, 4);
     let mut alice = Lync::new("alice@example.com", "a1", tcp());
     alice.sign_in(&mut w);
     alice.info(&mut w, &format!("<GetCSTAFeatures xmlns=\"{NS}\"/>"));
@@ -668,7 +370,7 @@ fn cseq_out_of_order_and_unknown_dialogs() {
 
 #[test]
 fn bye_from_lync_stops_the_monitors_and_newest_session_wins() {
-    let mut w = World::new(1, 4);
+    let mut w = world(1, 4);
     let mut alice = Lync::new("alice@example.com", "a1", tcp());
     alice.sign_in(&mut w);
     alice.info(&mut w, &format!("<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:101</deviceObject></monitorObject></MonitorStart>"));
@@ -690,7 +392,7 @@ fn bye_from_lync_stops_the_monitors_and_newest_session_wins() {
 
 #[test]
 fn options_unknown_methods_required_extensions_and_session_timers() {
-    let mut w = World::new(1, 4);
+    let mut w = world(1, 4);
     let options = "OPTIONS sip:ctigw@gw SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKo1\nFrom: <sip:alice@example.com>;tag=o\nTo: <sip:ctigw@gw>\nCall-ID: o1\nCSeq: 1 OPTIONS\n\n";
     let out = w.send(udp(), options);
     assert_eq!(only_response(&out).status_code(), Some(200));
@@ -732,7 +434,7 @@ fn options_unknown_methods_required_extensions_and_session_timers() {
 
 #[test]
 fn an_incoming_call_is_answered_and_another_deflected() {
-    let mut w = World::new(1, 4);
+    let mut w = world(1, 4);
     let mut bob = Lync::new("bob@example.com", "b1", tcp());
     bob.sign_in(&mut w);
     bob.info(&mut w, &format!("<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:102</deviceObject></monitorObject></MonitorStart>"));
@@ -764,7 +466,7 @@ fn an_incoming_call_is_answered_and_another_deflected() {
 
 #[test]
 fn malformed_requests_get_their_reason() {
-    let mut w = World::new(1, 4);
+    let mut w = world(1, 4);
     let bad_version = "OPTIONS sip:ctigw@gw SIP/7.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKv7\nFrom: <sip:a@b>;tag=v\nTo: <sip:c@d>\nCall-ID: v7\nCSeq: 1 OPTIONS\n\n";
     let out = w.send(udp(), bad_version);
     assert_eq!(only_response(&out).status_code(), Some(505));
@@ -777,7 +479,7 @@ fn malformed_requests_get_their_reason() {
 
 #[test]
 fn every_invite_header_limit_is_a_clear_refusal() {
-    let mut w = World::new(1, 4);
+    let mut w = world(1, 4);
     let mut alice = Lync::new("alice@example.com", &"x".repeat(200), udp());
     let out = alice.invite(&mut w, None);
     assert_eq!(only_response(&out).status_code(), Some(400));
@@ -788,7 +490,7 @@ fn every_invite_header_limit_is_a_clear_refusal() {
 
 #[test]
 fn shutting_down_ends_every_session_with_bye_and_refuses_new_ones() {
-    let mut w = World::new(2, 4);
+    let mut w = world(2, 4);
     let mut alice = Lync::new("alice@example.com", "a1", tcp());
     let mut bob = Lync::new("bob@example.com", "b1", udp());
     alice.sign_in(&mut w);
@@ -825,7 +527,7 @@ fn shutting_down_ends_every_session_with_bye_and_refuses_new_ones() {
 
 #[test]
 fn over_tls_the_gateway_names_tls_and_its_port_and_a_closed_connection_ends_the_dialog() {
-    let mut w = World::new(1, 4);
+    let mut w = world(1, 4);
     let mut alice = Lync::new("alice@example.com", "t1", tls());
     let out = alice.invite(&mut w, Some(ALICE_LINE));
     let ok = only_response(&out);
@@ -868,7 +570,7 @@ fn over_tls_the_gateway_names_tls_and_its_port_and_a_closed_connection_ends_the_
 
 #[test]
 fn every_request_kind_against_another_users_device_and_line_is_refused() {
-    let mut w = World::new(1, 4);
+    let mut w = world(1, 4);
     let mut alice = Lync::new("alice@example.com", "a1", tcp());
     alice.sign_in(&mut w);
     let conn = |tag: &str, d: &str| format!("<{tag}><callID>C-1</callID><deviceID>{d}</deviceID></{tag}>");
@@ -959,7 +661,7 @@ fn forged_response(code: u16, request: &Message<'_>, branch: Option<&str>, call_
 
 #[test]
 fn responses_from_elsewhere_or_to_no_request_of_ours_change_nothing() {
-    let mut w = World::new(1, 4);
+    let mut w = world(1, 4);
     let mut alice = Lync::new("alice@example.com", "a1", udp());
     alice.sign_in(&mut w);
     alice.info(&mut w, &format!("<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:101</deviceObject></monitorObject></MonitorStart>"));
@@ -1005,7 +707,7 @@ fn responses_from_elsewhere_or_to_no_request_of_ours_change_nothing() {
 
 #[test]
 fn a_user_uri_with_parameters_is_the_same_user_and_replaces_the_session() {
-    let mut w = World::new(1, 4);
+    let mut w = world(1, 4);
     let mut bob = Lync::new("bob@example.com", "b1", udp());
     bob.sign_in(&mut w);
     let mut again = Lync::new("bob@example.com;user=phone", "b2", udp());
@@ -1018,7 +720,7 @@ fn a_user_uri_with_parameters_is_the_same_user_and_replaces_the_session() {
 
 #[test]
 fn event_infos_wait_in_order_while_their_connection_is_full_and_other_dialogs_go_on() {
-    let mut w = World::new(1, 4);
+    let mut w = world(1, 4);
     let mut alice = Lync::new("alice@example.com", "f1", tcp());
     alice.sign_in(&mut w);
     let mut bob = Lync::new("bob@example.com", "f2", udp());
@@ -1075,7 +777,7 @@ fn event_infos_wait_in_order_while_their_connection_is_full_and_other_dialogs_go
 
 #[test]
 fn requests_are_refused_busy_before_a_backlog_of_events_would_drop_any() {
-    let mut w = World::new(1, 4);
+    let mut w = world(1, 4);
     let mut alice = Lync::new("alice@example.com", "b1", tcp());
     alice.sign_in(&mut w);
     let monitor = format!(
@@ -1104,7 +806,7 @@ fn requests_are_refused_busy_before_a_backlog_of_events_would_drop_any() {
 
 #[test]
 fn a_full_table_of_kept_responses_makes_room_with_its_oldest() {
-    let mut w = World::with(1, 4, |c| c.completed = 3);
+    let mut w = world_with(1, 4, |c| c.completed = 3);
     let mut alice = Lync::new("alice@example.com", "e1", udp());
     alice.sign_in(&mut w);
     let xml = format!("<?xml version=\"1.0\"?><GetCSTAFeatures xmlns=\"{NS}\"/>");
@@ -1134,4 +836,45 @@ fn a_full_table_of_kept_responses_makes_room_with_its_oldest() {
         only_response(&newest).reason(),
         Some("Server Internal Error: retransmission of a request already answered, its response no longer kept")
     );
+}
+
+/// The rig's fault layer on the node link: the node's bytes split into
+/// single-byte reads and 200 ms late still answer the request, once the
+/// fake clock reaches them.
+#[test]
+fn a_node_answer_split_into_bytes_and_late_still_answers_lync() {
+    let mut w = world(1, 4);
+    let mut alice = Lync::new("alice@example.com", "f1", udp());
+    alice.sign_in(&mut w);
+    w.nodes[0].faults.split = Some(1);
+    w.nodes[0].faults.delay = Some(Duration::from_millis(200));
+    let monitor = format!(
+        "<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:101</deviceObject></monitorObject></MonitorStart>"
+    );
+    assert!(alice.info(&mut w, &monitor).is_empty(), "nothing before the node's answer arrives");
+    let asked = w.now;
+    let at = w.step().expect("the delayed answer is a deadline");
+    assert_eq!(at - asked, Duration::from_millis(200), "the clock steps to the delayed bytes");
+    let answer = csta_answer(&w.take());
+    assert!(matches!(answer, Csta::Response(Response::MonitorStarted { .. })), "{answer:?}");
+    assert_eq!(w.gw.nodes().counters(crate::cti::SlotId::new(0).unwrap()).malformed, 0);
+}
+
+/// A node whose answers are lost: the request fails after
+/// `request_timeout` with `resourceBusy`, and the node is still up.
+#[test]
+fn a_node_answer_lost_fails_the_request_at_its_timeout() {
+    let mut w = world(1, 4);
+    let mut alice = Lync::new("alice@example.com", "f2", udp());
+    alice.sign_in(&mut w);
+    w.nodes[0].faults.drop = true;
+    let monitor = format!(
+        "<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:101</deviceObject></monitorObject></MonitorStart>"
+    );
+    assert!(alice.info(&mut w, &monitor).is_empty());
+    w.run_for(Duration::from_millis(4900));
+    assert!(w.take().is_empty(), "no answer before request_timeout (5 s)");
+    w.run_for(Duration::from_millis(200));
+    assert_eq!(csta_answer(&w.take()), Csta::Error(csta::ErrorCode::RESOURCE_BUSY));
+    assert_eq!(w.gw.nodes().state(crate::cti::SlotId::new(0).unwrap()), crate::cti::LinkState::Up);
 }
