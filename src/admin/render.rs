@@ -430,20 +430,20 @@ pub fn sessions_json<'s>(
         json_string(out, &s.user)?;
         out.write_str(",\"line\":")?;
         json_string(out, &s.line)?;
-        write!(out, ",\"slot\":{},\"node\":", s.slot.index())?;
-        json_display(out, s.slot)?;
-        let transport = match s.peer.transport {
+        write!(out, ",\"slot\":{},\"node\":", s.node.slot.index())?;
+        json_display(out, s.node.slot)?;
+        let transport = match s.dialog.peer.transport {
             Transport::Udp => "udp",
             Transport::Tcp(_) => "tcp",
             Transport::Tls(_) => "tls",
         };
         write!(out, ",\"transport\":\"{transport}\",\"peer\":")?;
-        json_display(out, s.peer.addr)?;
+        json_display(out, s.dialog.peer.addr)?;
         let age = now.saturating_duration_since(s.opened_at).as_secs();
-        let refreshed = now.saturating_duration_since(s.refreshed_at).as_secs();
+        let refreshed = now.saturating_duration_since(s.dialog.refreshed_at).as_secs();
         write!(out, ",\"age_s\":{age},\"refreshed_s_ago\":{refreshed},\"call_id\":")?;
-        json_string(out, &s.call_id)?;
-        write!(out, ",\"monitors\":{},\"ending\":{}}}", s.monitors.len(), s.ending)?;
+        json_string(out, &s.dialog.call_id)?;
+        write!(out, ",\"monitors\":{},\"ending\":{}}}", s.node.monitors.len(), s.ending)?;
     }
     out.write_str("\n]}\n")
 }
@@ -792,11 +792,11 @@ mod tests {
         ] {
             table
                 .open(opened, |s| {
-                    s.call_id.push_str(call_id).unwrap();
+                    s.dialog.call_id.push_str(call_id).unwrap();
                     s.user.push_str(user).unwrap();
                     s.line.push_str("tel:+14255550101;ext=101").unwrap();
-                    s.peer = Peer { addr: "192.0.2.10:5060".parse().unwrap(), transport };
-                    s.slot = SlotId::new(1).unwrap();
+                    s.dialog.peer = Peer { addr: "192.0.2.10:5060".parse().unwrap(), transport };
+                    s.node.slot = SlotId::new(1).unwrap();
                 })
                 .unwrap();
         }

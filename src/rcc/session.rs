@@ -28,48 +28,22 @@ pub const MAX_MONITORS: usize = 4;
 /// Longest monitor cross-reference id kept.
 pub const MAX_XREF: usize = 32;
 
-/// One session.
+/// One session: a Lync user's uaCSTA session on one line, as two parts
+/// that change for different reasons: the SIP dialog with Lync and the
+/// binding to a CTI node.
 pub struct Session {
-    /// The dialog's Call-ID.
-    pub call_id: String<MAX_CALL_ID>,
-    /// Lync's tag.
-    pub remote_tag: String<MAX_TAG>,
-    /// The gateway's tag.
-    pub local_tag: String<MAX_TAG>,
     /// The user (the INVITE's From URI).
     pub user: String<MAX_URI>,
-    /// The gateway's URI as Lync addressed it (the INVITE's To URI).
-    pub local_uri: String<MAX_URI>,
-    /// Where in-dialog requests go (the INVITE's Contact).
-    pub remote_target: String<MAX_URI>,
-    /// The route set (the INVITE's Record-Route, in order).
-    pub routes: Vec<String<MAX_ROUTE>, MAX_ROUTES>,
     /// The line the session controls.
     pub line: String<MAX_URI>,
-    /// Where the dialog came from, and over what.
-    pub peer: Peer,
     /// The CSTA edition Lync spoke in the INVITE.
     pub namespace: Namespace,
-    /// The node the session is bound to, and its connection then.
-    pub slot: SlotId,
-    /// The node connection the session was opened on.
-    pub connection_id: u64,
-    /// The highest CSeq seen from Lync.
-    pub remote_cseq: u32,
-    /// The gateway's last CSeq in this dialog.
-    pub local_cseq: u32,
-    /// The monitors started through this session.
-    pub monitors: Vec<String<MAX_XREF>, MAX_MONITORS>,
-    /// Session refresh interval (RFC 4028), if negotiated.
-    pub session_expires: Option<Duration>,
+    /// The SIP dialog with Lync.
+    pub dialog: Dialog,
+    /// The CTI node the session is bound to.
+    pub node: NodeBinding,
     /// When the session was opened.
     pub opened_at: Instant,
-    /// When the session was last refreshed (INVITE, re-INVITE, UPDATE).
-    pub refreshed_at: Instant,
-    /// The stored 2xx of the INVITE, retransmitted over UDP until ACK.
-    pub invite_2xx: Option<Handle>,
-    /// The INVITE's CSeq (to match its retransmissions).
-    pub invite_cseq: u32,
     /// Ending: a BYE is waiting to go out; nothing else is relayed.
     pub ending: bool,
     /// The event INFO in flight, and the last one waiting behind it:
@@ -77,29 +51,71 @@ pub struct Session {
     pub events: Option<(Handle, Handle)>,
 }
 
+/// The SIP dialog of a session (RFC 3261 section 12) and its session
+/// timer (RFC 4028).
+pub struct Dialog {
+    /// The dialog's Call-ID.
+    pub call_id: String<MAX_CALL_ID>,
+    /// Lync's tag.
+    pub remote_tag: String<MAX_TAG>,
+    /// The gateway's tag.
+    pub local_tag: String<MAX_TAG>,
+    /// The gateway's URI as Lync addressed it (the INVITE's To URI).
+    pub local_uri: String<MAX_URI>,
+    /// Where in-dialog requests go (the INVITE's Contact).
+    pub remote_target: String<MAX_URI>,
+    /// The route set (the INVITE's Record-Route, in order).
+    pub routes: Vec<String<MAX_ROUTE>, MAX_ROUTES>,
+    /// Where the dialog came from, and over what.
+    pub peer: Peer,
+    /// The highest CSeq seen from Lync.
+    pub remote_cseq: u32,
+    /// The gateway's last CSeq in this dialog.
+    pub local_cseq: u32,
+    /// The kept 2xx of the INVITE, retransmitted over UDP until ACK.
+    pub invite_2xx: Option<Handle>,
+    /// The INVITE's CSeq (to match its retransmissions).
+    pub invite_cseq: u32,
+    /// Session refresh interval (RFC 4028), if negotiated.
+    pub session_expires: Option<Duration>,
+    /// When the session was last refreshed (INVITE, re-INVITE, UPDATE).
+    pub refreshed_at: Instant,
+}
+
+/// The CTI node a session is bound to, and what it started there.
+pub struct NodeBinding {
+    /// The node's slot.
+    pub slot: SlotId,
+    /// The node connection the session was opened on: a node back with a
+    /// new connection no longer knows the session's monitors.
+    pub connection_id: u64,
+    /// The monitors started through this session.
+    pub monitors: Vec<String<MAX_XREF>, MAX_MONITORS>,
+}
+
 impl Session {
     fn empty(now: Instant) -> Session {
         Session {
-            call_id: String::new(),
-            remote_tag: String::new(),
-            local_tag: String::new(),
             user: String::new(),
-            local_uri: String::new(),
-            remote_target: String::new(),
-            routes: Vec::new(),
             line: String::new(),
-            peer: Peer { addr: "0.0.0.0:0".parse().expect("literal address"), transport: super::Transport::Udp },
             namespace: Namespace::Ed3,
-            slot: SlotId::new(0).expect("slot 0"),
-            connection_id: 0,
-            remote_cseq: 0,
-            local_cseq: 0,
-            monitors: Vec::new(),
-            session_expires: None,
+            dialog: Dialog {
+                call_id: String::new(),
+                remote_tag: String::new(),
+                local_tag: String::new(),
+                local_uri: String::new(),
+                remote_target: String::new(),
+                routes: Vec::new(),
+                peer: Peer { addr: "0.0.0.0:0".parse().expect("literal address"), transport: super::Transport::Udp },
+                remote_cseq: 0,
+                local_cseq: 0,
+                invite_2xx: None,
+                invite_cseq: 0,
+                session_expires: None,
+                refreshed_at: now,
+            },
+            node: NodeBinding { slot: SlotId::new(0).expect("slot 0"), connection_id: 0, monitors: Vec::new() },
             opened_at: now,
-            refreshed_at: now,
-            invite_2xx: None,
-            invite_cseq: 0,
             ending: false,
             events: None,
         }
@@ -158,7 +174,7 @@ impl Sessions {
         let (h, s) = self.pool.alloc()?;
         *s = Session::empty(now);
         fill(s);
-        let (dialog, user_line) = (dialog_hash(&s.call_id), s.user_line_hash());
+        let (dialog, user_line) = (dialog_hash(&s.dialog.call_id), s.user_line_hash());
         self.by_dialog.insert(dialog, h.index);
         self.by_user_line.insert(user_line, h.index);
         Some(h)
@@ -167,10 +183,10 @@ impl Sessions {
     /// Removes a session and its monitors from every index.
     pub fn close(&mut self, h: Handle) {
         let Some(s) = self.pool.get(h) else { return };
-        self.by_dialog.remove(dialog_hash(&s.call_id), h.index);
+        self.by_dialog.remove(dialog_hash(&s.dialog.call_id), h.index);
         self.by_user_line.remove(s.user_line_hash(), h.index);
-        for xref in &s.monitors {
-            self.by_monitor.remove(monitor_hash(s.slot, xref), h.index);
+        for xref in &s.node.monitors {
+            self.by_monitor.remove(monitor_hash(s.node.slot, xref), h.index);
         }
         self.pool.free(h);
     }
@@ -191,9 +207,9 @@ impl Sessions {
         self.by_dialog.candidates(dialog_hash(call_id)).find_map(|i| {
             let h = self.pool.handle_at(i)?;
             let s = self.pool.get(h)?;
-            let matches = s.call_id.as_str() == call_id
-                && s.remote_tag.as_str() == remote_tag
-                && local_tag.is_none_or(|t| s.local_tag.as_str() == t);
+            let matches = s.dialog.call_id.as_str() == call_id
+                && s.dialog.remote_tag.as_str() == remote_tag
+                && local_tag.is_none_or(|t| s.dialog.local_tag.as_str() == t);
             matches.then_some(h)
         })
     }
@@ -213,7 +229,7 @@ impl Sessions {
         self.by_monitor.candidates(monitor_hash(slot, xref)).find_map(|i| {
             let h = self.pool.handle_at(i)?;
             let s = self.pool.get(h)?;
-            (s.slot == slot && s.monitors.iter().any(|m| m.as_str() == xref)).then_some(h)
+            (s.node.slot == slot && s.node.monitors.iter().any(|m| m.as_str() == xref)).then_some(h)
         })
     }
 
@@ -221,14 +237,14 @@ impl Sessions {
     /// session has [`MAX_MONITORS`] already or the id is too long.
     pub fn add_monitor(&mut self, h: Handle, xref: &str) -> bool {
         let Some(s) = self.pool.get_mut(h) else { return false };
-        if s.monitors.iter().any(|m| m.as_str() == xref) {
+        if s.node.monitors.iter().any(|m| m.as_str() == xref) {
             return true;
         }
         let Ok(id) = String::try_from(xref) else { return false };
-        if s.monitors.push(id).is_err() {
+        if s.node.monitors.push(id).is_err() {
             return false;
         }
-        let slot = s.slot;
+        let slot = s.node.slot;
         self.by_monitor.insert(monitor_hash(slot, xref), h.index);
         true
     }
@@ -236,9 +252,9 @@ impl Sessions {
     /// Forgets monitor `xref` of the session.
     pub fn remove_monitor(&mut self, h: Handle, xref: &str) {
         let Some(s) = self.pool.get_mut(h) else { return };
-        if let Some(i) = s.monitors.iter().position(|m| m.as_str() == xref) {
-            s.monitors.swap_remove(i);
-            let slot = s.slot;
+        if let Some(i) = s.node.monitors.iter().position(|m| m.as_str() == xref) {
+            s.node.monitors.swap_remove(i);
+            let slot = s.node.slot;
             self.by_monitor.remove(monitor_hash(slot, xref), h.index);
         }
     }
@@ -260,9 +276,9 @@ mod tests {
 
     fn open(t: &mut Sessions, call_id: &str, user: &str, line: &str) -> Option<Handle> {
         t.open(Instant::now(), |s| {
-            s.call_id.push_str(call_id).unwrap();
-            s.remote_tag.push_str("r").unwrap();
-            s.local_tag.push_str("l").unwrap();
+            s.dialog.call_id.push_str(call_id).unwrap();
+            s.dialog.remote_tag.push_str("r").unwrap();
+            s.dialog.local_tag.push_str("l").unwrap();
             s.user.push_str(user).unwrap();
             s.line.push_str(line).unwrap();
         })
@@ -286,8 +302,8 @@ mod tests {
         assert_eq!(t.find_monitor(SlotId::new(0).unwrap(), "4711"), None);
         assert_eq!(t.find_dialog("c2", "r", None), None);
         let c = open(&mut t, "c3", "sip:carol@x", "tel:103").unwrap();
-        assert_eq!(t.get(b).map(|s| s.call_id.as_str()), None, "the old handle is stale");
-        assert_eq!(t.get(c).unwrap().call_id.as_str(), "c3");
+        assert_eq!(t.get(b).map(|s| s.dialog.call_id.as_str()), None, "the old handle is stale");
+        assert_eq!(t.get(c).unwrap().dialog.call_id.as_str(), "c3");
         for i in 0..MAX_MONITORS {
             assert!(t.add_monitor(c, &format!("m{i}")));
         }

@@ -60,11 +60,11 @@ impl Gateway {
     pub(super) fn in_order(&mut self, from: Peer, m: &Message<'_>, h: Handle) -> bool {
         let cseq = m.cseq().map(|c| c.number).unwrap_or(0);
         let Some(s) = self.sessions.get_mut(h) else { return false };
-        if cseq < s.remote_cseq {
+        if cseq < s.dialog.remote_cseq {
             self.respond(from, m, 500, "Server Internal Error: CSeq out of order", None, |_| Ok(()));
             return false;
         }
-        if cseq == s.remote_cseq {
+        if cseq == s.dialog.remote_cseq {
             // A retransmission whose answer is kept, or is in the making,
             // never gets here.
             let reason =
@@ -72,7 +72,7 @@ impl Gateway {
             self.respond(from, m, 500, reason, None, |_| Ok(()));
             return false;
         }
-        s.remote_cseq = cseq;
+        s.dialog.remote_cseq = cseq;
         true
     }
 
@@ -156,21 +156,21 @@ impl Gateway {
         let local_tag = self.fresh_tag();
         let namespace = doc.namespace;
         let opened = self.sessions.open(now, |s| {
-            s.call_id = fields.call_id;
-            s.remote_tag = fields.remote_tag;
-            s.local_tag = local_tag.clone();
+            s.dialog.call_id = fields.call_id;
+            s.dialog.remote_tag = fields.remote_tag;
+            s.dialog.local_tag = local_tag.clone();
             s.user = fields.user;
-            s.local_uri = fields.local_uri;
-            s.remote_target = fields.remote_target;
-            s.routes = fields.routes;
+            s.dialog.local_uri = fields.local_uri;
+            s.dialog.remote_target = fields.remote_target;
+            s.dialog.routes = fields.routes;
             s.line = line.clone();
-            s.peer = from;
+            s.dialog.peer = from;
             s.namespace = namespace;
-            s.slot = slot;
-            s.connection_id = connection_id;
-            s.remote_cseq = fields.cseq;
-            s.invite_cseq = fields.cseq;
-            s.session_expires = session_expires.map(|se| Duration::from_secs(u64::from(se)));
+            s.node.slot = slot;
+            s.node.connection_id = connection_id;
+            s.dialog.remote_cseq = fields.cseq;
+            s.dialog.invite_cseq = fields.cseq;
+            s.dialog.session_expires = session_expires.map(|se| Duration::from_secs(u64::from(se)));
         });
         let Some(h) = opened else {
             self.counters.refused_full += 1;
@@ -192,7 +192,8 @@ impl Gateway {
     /// session timer, and RequestSystemStatusResponse when `with_status`.
     pub(super) fn answer_invite(&mut self, from: Peer, m: &Message<'_>, h: Handle, se: Option<u32>, with_status: bool) {
         let Some(s) = self.sessions.get(h) else { return };
-        let (tag, namespace, up) = (s.local_tag.clone(), s.namespace, self.nodes.state(s.slot) == LinkState::Up);
+        let (tag, namespace, up) =
+            (s.dialog.local_tag.clone(), s.namespace, self.nodes.state(s.node.slot) == LinkState::Up);
         let contact = self.contacts[contact_index(from.transport)].clone();
         let require_timer = se.is_some() && m.supports("timer");
         let status = Response::SystemStatus(if up { SystemStatus::Normal } else { SystemStatus::Disabled });
@@ -218,7 +219,7 @@ impl Gateway {
             let Some(key) = server_key(m, &from) else { return };
             let kept = self.keep_completed(key, from, Some(h));
             if let Some(s) = self.sessions.get_mut(h) {
-                if let Some(old) = core::mem::replace(&mut s.invite_2xx, kept) {
+                if let Some(old) = core::mem::replace(&mut s.dialog.invite_2xx, kept) {
                     self.transactions.acknowledged(old);
                 }
             }
@@ -238,12 +239,12 @@ impl Gateway {
             Err(()) => return self.respond(from, m, 400, "Bad Request: malformed Session-Expires", None, |_| Ok(())),
         };
         if let Some(s) = self.sessions.get_mut(h) {
-            s.refreshed_at = self.now;
+            s.dialog.refreshed_at = self.now;
             if let Some(se) = se {
-                s.session_expires = Some(Duration::from_secs(u64::from(se)));
+                s.dialog.session_expires = Some(Duration::from_secs(u64::from(se)));
             }
             if m.method() == Some(Method::Invite) {
-                s.invite_cseq = m.cseq().map(|c| c.number).unwrap_or(0);
+                s.dialog.invite_cseq = m.cseq().map(|c| c.number).unwrap_or(0);
             }
         }
         let with_status = m.content_type().ok().flatten().is_some_and(|t| t.is("application", "csta+xml"));
@@ -252,7 +253,7 @@ impl Gateway {
 
     pub(super) fn ack(&mut self, m: &Message<'_>) {
         let Some(h) = self.dialog_of(m) else { return };
-        let Some(kept) = self.sessions.get(h).and_then(|s| s.invite_2xx) else { return };
+        let Some(kept) = self.sessions.get(h).and_then(|s| s.dialog.invite_2xx) else { return };
         self.transactions.acknowledged(kept);
     }
 
@@ -276,15 +277,15 @@ impl Gateway {
             return;
         }
         s.ending = true;
-        if let Some(kept) = s.invite_2xx.take() {
+        if let Some(kept) = s.dialog.invite_2xx.take() {
             self.transactions.acknowledged(kept);
         }
         let s = self.sessions.get(h).expect("just used");
-        let (slot, connection_id) = (s.slot, s.connection_id);
+        let (slot, connection_id) = (s.node.slot, s.node.connection_id);
         let on_same_connection =
             self.nodes.state(slot) == LinkState::Up && self.nodes.connection_id(slot) == Some(connection_id);
         let mut monitors: heapless::Vec<String<{ session::MAX_XREF }>, MAX_MONITORS> = heapless::Vec::new();
-        for xref in &s.monitors {
+        for xref in &s.node.monitors {
             let _ = monitors.push(xref.clone());
         }
         if on_same_connection {
@@ -324,7 +325,8 @@ impl Gateway {
             if s.ending {
                 continue;
             }
-            if s.session_expires.is_some_and(|se| now >= s.refreshed_at + se) && expired.push(h).is_err() {
+            if s.dialog.session_expires.is_some_and(|se| now >= s.dialog.refreshed_at + se) && expired.push(h).is_err()
+            {
                 break; // the rest at the next sweep
             }
         }
@@ -344,7 +346,7 @@ impl Gateway {
         loop {
             gone.clear();
             for (h, s) in self.sessions.iter() {
-                if s.peer.transport.conn() == Some(conn) && !s.ending && gone.push(h).is_err() {
+                if s.dialog.peer.transport.conn() == Some(conn) && !s.ending && gone.push(h).is_err() {
                     break;
                 }
             }
@@ -353,7 +355,11 @@ impl Gateway {
             }
             for h in gone.iter().copied() {
                 if let Some(s) = self.sessions.get(h) {
-                    log::info!("session of {} ended: its {} connection closed", s.user, s.peer.transport.token());
+                    log::info!(
+                        "session of {} ended: its {} connection closed",
+                        s.user,
+                        s.dialog.peer.transport.token()
+                    );
                 }
                 self.end_session(h, false);
             }

@@ -58,37 +58,37 @@ impl Gateway {
         if s.ending && kind == ClientKind::EventInfo {
             return;
         }
-        s.local_cseq += 1;
+        s.dialog.local_cseq += 1;
         let s = self.sessions.get(h).expect("just used");
         let mut routes: [&str; MAX_ROUTES] = [""; MAX_ROUTES];
-        for (r, route) in routes.iter_mut().zip(&s.routes) {
+        for (r, route) in routes.iter_mut().zip(&s.dialog.routes) {
             *r = route;
         }
         let mut sent_by = [0u8; 80];
         let mut out = OutBuf::new(&mut sent_by);
-        let port = match s.peer.transport {
+        let port = match s.dialog.peer.transport {
             Transport::Tls(_) => self.config.tls_port.unwrap_or(self.config.sip_port),
             Transport::Udp | Transport::Tcp(_) => self.config.sip_port,
         };
         let _ = write!(out, "{}:{port}", self.config.sip_host);
         let sent_by = core::str::from_utf8(out.as_bytes()).unwrap_or("");
-        let contact = &self.contacts[contact_index(s.peer.transport)];
-        let target = if s.remote_target.is_empty() { s.user.as_str() } else { s.remote_target.as_str() };
+        let contact = &self.contacts[contact_index(s.dialog.peer.transport)];
+        let target = if s.dialog.remote_target.is_empty() { s.user.as_str() } else { s.dialog.remote_target.as_str() };
         let namespace = s.namespace;
         let write = |buf: &mut [u8], branch: &str| {
             let d = DialogRequest {
                 method: if kind == ClientKind::Bye { Method::Bye } else { Method::Info },
                 request_uri: target,
-                route_set: &routes[..s.routes.len()],
-                via_transport: s.peer.transport.token(),
+                route_set: &routes[..s.dialog.routes.len()],
+                via_transport: s.dialog.peer.transport.token(),
                 via_sent_by: sent_by,
                 branch,
-                local_uri: &s.local_uri,
-                local_tag: &s.local_tag,
+                local_uri: &s.dialog.local_uri,
+                local_tag: &s.dialog.local_tag,
                 remote_uri: &s.user,
-                remote_tag: &s.remote_tag,
-                call_id: &s.call_id,
-                cseq: s.local_cseq,
+                remote_tag: &s.dialog.remote_tag,
+                call_id: &s.dialog.call_id,
+                cseq: s.dialog.local_cseq,
                 contact,
             };
             MessageWriter::in_dialog(buf, &d).and_then(|w| match event {
@@ -97,7 +97,7 @@ impl Gateway {
             })
         };
         let owner = Outgoing { next: None, kind, session: h, state: ClientState::Queued };
-        let ch = match self.transactions.open_client(s.peer, owner, write) {
+        let ch = match self.transactions.open_client(s.dialog.peer, owner, write) {
             Ok(ch) => ch,
             Err(why) => {
                 self.counters.transmit_drops += 1;

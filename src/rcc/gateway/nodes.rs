@@ -63,7 +63,7 @@ impl Gateway {
         loop {
             stale.clear();
             for (h, s) in self.sessions.iter() {
-                if s.slot == slot && s.connection_id != connection_id && !s.ending && stale.push(h).is_err() {
+                if s.node.slot == slot && s.node.connection_id != connection_id && !s.ending && stale.push(h).is_err() {
                     break;
                 }
             }

@@ -61,8 +61,8 @@ impl Gateway {
                 self.answer_csta(from, m, namespace, &Csta::Response(Response::Features(Services::all())))
             }
             Request::RequestSystemStatus { .. } => {
-                let up = self.nodes.state(s.slot) == LinkState::Up
-                    && self.nodes.connection_id(s.slot) == Some(s.connection_id);
+                let up = self.nodes.state(s.node.slot) == LinkState::Up
+                    && self.nodes.connection_id(s.node.slot) == Some(s.node.connection_id);
                 let status = if up { SystemStatus::Normal } else { SystemStatus::Disabled };
                 self.answer_csta(from, m, namespace, &Csta::Response(Response::SystemStatus(status)))
             }
@@ -83,13 +83,13 @@ impl Gateway {
             None => false, // a connection without its device cannot be authorised
         });
         let monitor_ok = match request {
-            Request::MonitorStop { monitor } => s.monitors.iter().any(|x| monitor.eq_str(x)),
+            Request::MonitorStop { monitor } => s.node.monitors.iter().any(|x| monitor.eq_str(x)),
             _ => true,
         };
-        let room_for_monitor = !matches!(request, Request::MonitorStart { .. }) || s.monitors.len() < MAX_MONITORS;
-        let node_up =
-            self.nodes.state(s.slot) == LinkState::Up && self.nodes.connection_id(s.slot) == Some(s.connection_id);
-        let (slot, user) = (s.slot, s.user.clone());
+        let room_for_monitor = !matches!(request, Request::MonitorStart { .. }) || s.node.monitors.len() < MAX_MONITORS;
+        let node_up = self.nodes.state(s.node.slot) == LinkState::Up
+            && self.nodes.connection_id(s.node.slot) == Some(s.node.connection_id);
+        let (slot, user) = (s.node.slot, s.user.clone());
         let verdict = if !allowed {
             self.counters.privilege_violations += 1;
             log::info!("{user}: {} refused: a device not assigned to the user", request.service().request_name());
