@@ -26,7 +26,8 @@ use ctigw::rcc::appearances::Appearances;
 use ctigw::rcc::session::MAX_MONITORS;
 use ctigw::rcc::{ConnId, Gateway, GatewayConfig, Peer, Transport};
 use ctigw::sim::node::{Faults, Node};
-use ctigw::sim::switch::{LinkId, Output, Outside, Switch};
+use ctigw::rig::{Direct, Rig, SimNode};
+use ctigw::sim::switch::{Outside, Switch};
 use ctigw::sip::{self, Frame, Message, MessageWriter, Method, StreamBuffer};
 use libfuzzer_sys::fuzz_target;
 
@@ -175,15 +176,6 @@ struct Dialog {
 
 // ----- the nodes -----
 
-struct SimSlot {
-    node: Node,
-    link: Option<LinkId>,
-    alive: bool,
-    /// Outputs are held back (the node is slow) while set.
-    hold: bool,
-    held: Vec<Output>,
-}
-
 #[derive(Default)]
 struct ScriptedSlot {
     connect_requested: bool,
@@ -200,15 +192,13 @@ struct GwRequest {
 }
 
 struct World {
-    gw: Box<Gateway>,
-    now: Instant,
+    /// The gateway, the simulator behind slot 0 and the scripted node
+    /// behind slot 1 (`ctigw::rig`); the fault layer holds and stalls
+    /// their links, and the rig hands back what may wait for the TCP
+    /// connections whose transmit buffers are full.
+    rig: Rig,
     nodes: usize,
-    sim: SimSlot,
     scripted: ScriptedSlot,
-    stalled: [bool; 2],
-    /// The two TCP connections' transmit buffers are full: what may wait
-    /// is handed back to the gateway.
-    full: [bool; 2],
     dialogs: Vec<Option<Dialog>>,
     gw_requests: Vec<GwRequest>,
     auto_answer: bool,
@@ -334,20 +324,16 @@ impl World {
         );
         let now = Instant::now();
         let gw = Gateway::new(now, config, appearances(0), node_table);
+        // Slot 1's node is played by the harness: the rig's simulator there
+        // only stands in.
+        let sim_nodes = (0..nodes)
+            .map(|i| SimNode { scripted: i == 1, ..SimNode::new(Node::new(switch(), Faults::default())) })
+            .collect();
+        let rig = Rig::with_nodes(now, gw, sim_nodes, Direct);
         let mut world = World {
-            gw,
-            now,
+            rig,
             nodes,
-            sim: SimSlot {
-                node: Node::new(switch(), Faults::default()),
-                link: None,
-                alive: true,
-                hold: false,
-                held: Vec::new(),
-            },
             scripted: ScriptedSlot::default(),
-            stalled: [false; 2],
-            full: [false; 2],
             dialogs: vec![None; DIALOGS],
             gw_requests: Vec::new(),
             auto_answer: flags & 2 != 0,
@@ -362,7 +348,6 @@ impl World {
             gw_branches: BTreeMap::new(),
             gw_cseqs: BTreeMap::new(),
         };
-        world.gw.start(now);
         world.pump();
         world.check();
         world
@@ -385,71 +370,31 @@ impl World {
 
     // ----- moving bytes -----
 
-    /// Moves CTI bytes, link actions and SIP messages until nothing moves.
+    /// Moves CTI bytes, link actions and SIP messages until nothing moves:
+    /// the rig's pump, then what it collected for the harness (the
+    /// scripted node's link actions and bytes, the gateway's SIP, checked
+    /// as it comes).
     fn pump(&mut self) {
         for _ in 0..10_000 {
+            self.rig.pump();
             let mut moved = false;
-            while let Some(action) = self.gw.poll_link_action() {
-                moved = true;
-                trace!("  cti action {action:?}");
-                match action {
-                    LinkAction::Connect { slot, .. } if slot.index() == 0 => {
-                        if self.sim.alive {
-                            self.sim.link = Some(self.sim.node.open_link());
-                            self.gw.handle_link(self.now, slot, LinkEvent::Connected);
-                        } else {
-                            self.gw.handle_link(self.now, slot, LinkEvent::ConnectFailed);
-                        }
-                    }
-                    LinkAction::Connect { .. } => {
-                        self.scripted.connect_requested = true;
-                        self.scripted.outstanding.clear();
-                        self.scripted.rx.clear();
-                    }
-                    LinkAction::Close { slot } if slot.index() == 0 => {
-                        if let Some(link) = self.sim.link.take() {
-                            self.sim.node.close_link(link);
-                        }
-                        self.sim.held.clear();
-                    }
-                    LinkAction::Close { .. } => {
-                        self.scripted.connect_requested = false;
-                        self.scripted.outstanding.clear();
-                        self.scripted.rx.clear();
-                    }
+            if self.nodes > 1 {
+                for action in std::mem::take(&mut self.rig.nodes[1].actions) {
+                    moved = true;
+                    trace!("  cti action {action:?}");
+                    self.scripted.connect_requested = matches!(action, LinkAction::Connect { .. });
+                    self.scripted.outstanding.clear();
+                    self.scripted.rx.clear();
+                }
+                let written = std::mem::take(&mut self.rig.nodes[1].written);
+                if !written.is_empty() {
+                    moved = true;
+                    self.scripted_read(&written);
                 }
             }
-            for i in 0..self.nodes {
-                if self.stalled[i] {
-                    continue;
-                }
-                let slot = Self::slot(i);
-                let pending = self.gw.link_tx(slot).to_vec();
-                if pending.is_empty() {
-                    continue;
-                }
+            for (to, bytes) in std::mem::take(&mut self.rig.sent) {
                 moved = true;
-                self.gw.link_transmitted(slot, pending.len());
-                if i == 0 {
-                    let Some(link) = self.sim.link else { continue };
-                    let outputs = self
-                        .sim
-                        .node
-                        .receive(self.now, link, &pending)
-                        .unwrap_or_else(|e| panic!("the gateway's CTI bytes do not frame: {e}"));
-                    self.deliver(outputs);
-                } else {
-                    self.scripted_read(&pending);
-                }
-            }
-            while let Some(t) = self.gw.poll_transmit() {
-                moved = true;
-                let (to, bytes, deferrable) = (t.to, t.bytes.to_vec(), t.deferrable);
-                let full = to.transport.conn().filter(|c| (0..2).any(|i| self.full[i] && self.tcp[i].0 == *c));
-                match (deferrable, full) {
-                    (Some(d), Some(conn)) => self.gw.transmit_deferred(self.now, conn, d),
-                    _ => self.sent_by_gateway(to, bytes),
-                }
+                self.sent_by_gateway(to, bytes);
             }
             if self.auto_answer && !self.gw_requests.is_empty() {
                 moved = true;
@@ -462,23 +407,6 @@ impl World {
             }
         }
         panic!("the world does not settle");
-    }
-
-    /// The simulator's outputs to the gateway (or held back).
-    fn deliver(&mut self, outputs: Vec<Output>) {
-        for o in outputs {
-            if Some(o.link) != self.sim.link {
-                continue;
-            }
-            if self.sim.hold {
-                self.sim.held.push(o);
-                continue;
-            }
-            let mut buf = vec![0u8; o.body.len() + 8];
-            let mut out = OutBuf::new(&mut buf);
-            frame::encode(&mut out, o.invoke_id, |w| w.put(&o.body)).expect("a simulator document fits a frame");
-            self.gw.handle_cti(self.now, Self::slot(0), out.as_bytes());
-        }
     }
 
     /// What the gateway wrote to the scripted node: its requests.
@@ -615,7 +543,7 @@ impl World {
     // ----- SIP in, with the counters checked -----
 
     fn sip_counts(&self) -> (u64, u64) {
-        (self.gw.counters.requests.iter().sum(), self.gw.counters.malformed)
+        (self.rig.gw.counters.requests.iter().sum(), self.rig.gw.counters.malformed)
     }
 
     /// Lync opens a dialog with every INVITE it sends (raw ones too).
@@ -632,7 +560,7 @@ impl World {
             self.note_dialog(&m);
         }
         let before = self.sip_counts();
-        self.gw.handle_datagram(self.now, from, bytes);
+        self.rig.gw.handle_datagram(self.rig.now, from, bytes);
         let expected = if bytes.iter().all(|&b| b == b'\r' || b == b'\n') {
             (0, 0)
         } else {
@@ -654,7 +582,7 @@ impl World {
             Frame::Invalid { .. } => (0, 1),
             Frame::Ping | Frame::Pong => (0, 0),
         };
-        self.gw.handle_frame(self.now, from, frame);
+        self.rig.gw.handle_frame(self.rig.now, from, frame);
         self.check_sip_counts(before, expected);
     }
 
@@ -706,33 +634,31 @@ impl World {
         let old = self.tcp[i].0;
         self.closed_conns.insert(old.0);
         self.tcp[i] = (ConnId(old.0 + 0x10000), Some(Box::new(StreamBuffer::new())));
-        self.full[i] = false;
-        self.gw.tcp_closed(self.now, old);
+        self.rig.full.retain(|&c| c != old);
+        self.rig.gw.tcp_closed(self.rig.now, old);
         self.pump();
     }
 
     fn advance(&mut self, ms: u64) {
-        self.now += Duration::from_millis(ms);
-        self.gw.handle_timeout(self.now);
-        let outputs = self.sim.node.handle_timeout(self.now);
-        self.deliver(outputs);
+        self.rig.advance(ms);
         self.pump();
         // Everything due is handled: the next deadline is later, or the
         // shell would spin.
-        if let Some(at) = self.gw.poll_timeout() {
-            assert!(at > self.now, "poll_timeout is {:?} in the past after handle_timeout", self.now - at);
+        if let Some(at) = self.rig.gw.poll_timeout() {
+            assert!(at > self.rig.now, "poll_timeout is {:?} in the past after handle_timeout", self.rig.now - at);
         }
     }
 
     fn next_deadline(&self) -> u64 {
-        let at = [self.gw.poll_timeout(), self.sim.node.poll_timeout()].into_iter().flatten().min();
-        at.map_or(1, |at| at.saturating_duration_since(self.now).as_millis() as u64)
+        let sim = &self.rig.nodes[0];
+        let at = [self.rig.gw.poll_timeout(), sim.node.poll_timeout(), sim.faults.deadline()].into_iter().flatten().min();
+        at.map_or(1, |at| at.saturating_duration_since(self.rig.now).as_millis() as u64)
     }
 
     // ----- the invariants -----
 
     fn check(&self) {
-        let gw = &self.gw;
+        let gw = &self.rig.gw;
         let c = &gw.counters;
         assert!(gw.session_count() <= gw.session_capacity(), "more sessions than the table holds");
         assert_eq!(gw.sessions().count(), gw.session_count(), "the session iterator and count agree");
@@ -743,10 +669,10 @@ impl World {
         assert_eq!(open, live.len() as u64, "sessions opened - closed = sessions not ending");
         assert!(c.sessions_replaced <= c.sessions_closed);
         for s in gw.sessions() {
-            assert!(s.monitors.len() <= MAX_MONITORS);
-            assert!(s.slot.index() < self.nodes, "a session on an unconfigured node");
-            let unique: BTreeSet<&str> = s.monitors.iter().map(|m| m.as_str()).collect();
-            assert_eq!(unique.len(), s.monitors.len(), "a monitor recorded twice");
+            assert!(s.node.monitors.len() <= MAX_MONITORS);
+            assert!(s.node.slot.index() < self.nodes, "a session on an unconfigured node");
+            let unique: BTreeSet<&str> = s.node.monitors.iter().map(|m| m.as_str()).collect();
+            assert_eq!(unique.len(), s.node.monitors.len(), "a monitor recorded twice");
         }
         // Newest wins: one live session per user and line.
         for (i, a) in live.iter().enumerate() {
@@ -1067,8 +993,8 @@ impl World {
             _ => format!("answer {call} {line}"),
         };
         trace!("op sim {command}");
-        if let Some((_, outputs)) = self.sim.node.command(self.now, &command) {
-            self.deliver(outputs);
+        if let Some((_, outputs)) = self.rig.nodes[0].node.command(self.rig.now, &command) {
+            self.rig.deliver(0, outputs);
         }
         self.pump();
     }
@@ -1076,37 +1002,34 @@ impl World {
     fn sim_life(&mut self, input: &mut Input<'_>) {
         if input.byte() % 2 == 0 {
             trace!("op sim kill");
-            self.sim.alive = false;
-            if let Some(link) = self.sim.link.take() {
-                self.sim.node.close_link(link);
-            }
-            self.sim.held.clear();
-            self.gw.handle_link(self.now, Self::slot(0), LinkEvent::Closed);
+            self.rig.kill(0);
         } else {
             trace!("op sim revive");
-            self.sim.alive = true;
+            self.rig.revive(0);
         }
         self.pump();
     }
 
     fn sim_hold(&mut self, input: &mut Input<'_>) {
+        let faults = &mut self.rig.nodes[0].faults;
         if input.byte() % 2 == 0 {
-            self.sim.hold = !self.sim.hold;
-            trace!("op sim hold {}", self.sim.hold);
+            faults.hold = !faults.hold;
+            trace!("op sim hold {}", faults.hold);
         } else {
-            trace!("op sim release {}", self.sim.held.len());
-            let held = std::mem::take(&mut self.sim.held);
-            let hold = std::mem::replace(&mut self.sim.hold, false);
-            self.deliver(held);
-            self.sim.hold = hold;
+            trace!("op sim release {} bytes", faults.in_flight());
+            let hold = std::mem::replace(&mut faults.hold, false);
+            self.rig.release(0);
+            self.rig.nodes[0].faults.hold = hold;
         }
         self.pump();
     }
 
     fn stall(&mut self, input: &mut Input<'_>) {
         let i = input.below(2);
-        self.stalled[i] = !self.stalled[i];
-        trace!("op stall {i} {}", self.stalled[i]);
+        if let Some(node) = self.rig.nodes.get_mut(i) {
+            node.faults.stall = !node.faults.stall;
+            trace!("op stall {i} {}", node.faults.stall);
+        }
         self.pump();
     }
 
@@ -1243,9 +1166,9 @@ impl World {
                 if let Some(bytes) = bytes {
                     let cut = usize::from(k) % bytes.len();
                     trace!("op cti slot {slot} in two pieces at {cut}");
-                    self.gw.handle_cti(self.now, Self::slot(slot), &bytes[..cut]);
+                    self.rig.gw.handle_cti(self.rig.now, Self::slot(slot), &bytes[..cut]);
                     self.pump();
-                    self.gw.handle_cti(self.now, Self::slot(slot), &bytes[cut..]);
+                    self.rig.gw.handle_cti(self.rig.now, Self::slot(slot), &bytes[cut..]);
                     self.pump();
                 }
                 return;
@@ -1253,25 +1176,25 @@ impl World {
         };
         let Some(bytes) = bytes else { return };
         trace!("op cti slot {slot} kind {kind}: {:?}", lossy(&bytes));
-        self.gw.handle_cti(self.now, Self::slot(slot), &bytes);
+        self.rig.gw.handle_cti(self.rig.now, Self::slot(slot), &bytes);
         self.pump();
     }
 
     fn scripted_link(&mut self, input: &mut Input<'_>) {
         let what = input.below(4);
         let slot = Self::slot(1);
-        trace!("op scripted link {what} (state {:?})", self.gw.nodes().state(slot));
+        trace!("op scripted link {what} (state {:?})", self.rig.gw.nodes().state(slot));
         match what {
             0 | 1 => {
                 if self.scripted.connect_requested || what == 1 {
-                    self.gw.handle_link(self.now, slot, LinkEvent::Connected);
+                    self.rig.gw.handle_link(self.rig.now, slot, LinkEvent::Connected);
                 }
             }
-            2 => self.gw.handle_link(self.now, slot, LinkEvent::ConnectFailed),
+            2 => self.rig.gw.handle_link(self.rig.now, slot, LinkEvent::ConnectFailed),
             _ => {
                 self.scripted.outstanding.clear();
                 self.scripted.rx.clear();
-                self.gw.handle_link(self.now, slot, LinkEvent::Closed);
+                self.rig.gw.handle_link(self.rig.now, slot, LinkEvent::Closed);
             }
         }
         self.pump();
@@ -1305,8 +1228,8 @@ impl World {
 
     fn shut_down(&mut self) {
         trace!("op shut down");
-        self.gw.shut_down(self.now);
-        self.shut = Some(self.gw.counters.sessions_opened);
+        self.rig.gw.shut_down(self.rig.now);
+        self.shut = Some(self.rig.gw.counters.sessions_opened);
         self.pump();
     }
 
@@ -1348,18 +1271,22 @@ impl World {
             18 => {
                 let (a, t) = (input.below(3), input.below(3));
                 trace!("op reload appearances {a} trusted {t}");
-                self.gw.set_appearances(appearances(a));
-                self.gw.set_trusted(trusted(t));
+                self.rig.gw.set_appearances(appearances(a));
+                self.rig.gw.set_trusted(trusted(t));
                 self.pump();
             }
             _ => match input.below(6) {
                 0 => self.retransmit(),
                 5 => {
                     let i = input.below(2);
-                    self.full[i] = !self.full[i];
-                    trace!("op tcp {i} transmit buffer full {}", self.full[i]);
-                    if !self.full[i] {
-                        self.gw.stream_drained(self.now, self.tcp[i].0);
+                    let conn = self.tcp[i].0;
+                    let full = !self.rig.full.contains(&conn);
+                    trace!("op tcp {i} transmit buffer full {full}");
+                    if full {
+                        self.rig.full.push(conn);
+                    } else {
+                        self.rig.full.retain(|&c| c != conn);
+                        self.rig.gw.stream_drained(self.rig.now, conn);
                     }
                     self.pump();
                 }
@@ -1369,7 +1296,7 @@ impl World {
                 }
                 2 => {
                     trace!("op stop nodes");
-                    self.gw.stop_nodes(self.now);
+                    self.rig.gw.stop_nodes(self.rig.now);
                     self.pump();
                 }
                 3 => {
@@ -1429,15 +1356,13 @@ impl World {
     /// left to time out); after 64*T1 and more nothing may be left.
     fn finish(&mut self, flags: u8) {
         trace!("finish");
-        self.stalled = [false; 2];
-        for i in 0..2 {
-            if std::mem::take(&mut self.full[i]) {
-                self.gw.stream_drained(self.now, self.tcp[i].0);
-            }
+        for node in &mut self.rig.nodes {
+            node.faults.stall = false;
+            node.faults.hold = false;
         }
-        let held = std::mem::take(&mut self.sim.held);
-        self.sim.hold = false;
-        self.deliver(held);
+        for conn in std::mem::take(&mut self.rig.full) {
+            self.rig.gw.stream_drained(self.rig.now, conn);
+        }
         self.pump();
         if flags & 4 != 0 {
             self.byes();
@@ -1445,16 +1370,16 @@ impl World {
         self.auto_answer = flags & 8 != 0;
         self.shut_down();
         self.check();
-        assert_eq!(self.gw.session_count(), 0, "sessions left after shut_down");
+        assert_eq!(self.rig.gw.session_count(), 0, "sessions left after shut_down");
         for _ in 0..(TIMER_F + 10_000) / T1 {
             self.advance(T1);
             self.check();
         }
-        assert_eq!(self.gw.session_count(), 0, "sessions left at the end");
-        assert!(self.gw.is_drained(), "not drained 64*T1 after shut_down: a transaction or BYE leaked");
-        self.gw.stop_nodes(self.now);
+        assert_eq!(self.rig.gw.session_count(), 0, "sessions left at the end");
+        assert!(self.rig.gw.is_drained(), "not drained 64*T1 after shut_down: a transaction or BYE leaked");
+        self.rig.gw.stop_nodes(self.rig.now);
         self.pump();
-        assert!(self.gw.is_drained());
+        assert!(self.rig.gw.is_drained());
     }
 }
 
@@ -1470,7 +1395,7 @@ fuzz_target!(|data: &[u8]| {
     while !input.is_empty() && ops < 256 {
         world.run(&mut input);
         world.check();
-        trace!("  sessions {} ({} live)", world.gw.session_count(), world.gw.sessions().filter(|s| !s.ending).count());
+        trace!("  sessions {} ({} live)", world.rig.gw.session_count(), world.rig.gw.sessions().filter(|s| !s.ending).count());
         ops += 1;
     }
     world.finish(flags);
