@@ -135,6 +135,9 @@ impl<C: Core> Driver<C> {
     }
 
     fn drive(&self, core: &mut C, now: Instant) {
+        // The core's next deadline, asked once a round: finding it may
+        // look at every request outstanding on every link.
+        let mut deadline = None;
         for _ in 0..MAX_ROUNDS {
             core.transmit();
             let mut moved = false;
@@ -146,7 +149,8 @@ impl<C: Core> Driver<C> {
                 };
                 let _ = self.orders[slot.index()].try_send(order);
             }
-            if core.poll_timeout().is_some_and(|at| at <= now) {
+            deadline = core.poll_timeout();
+            if deadline.is_some_and(|at| at <= now) {
                 core.handle_timeout(now);
                 moved = true;
             }
@@ -162,7 +166,7 @@ impl<C: Core> Driver<C> {
         }
         // The timer task is woken only for a deadline earlier than the
         // one it sleeps until: a later one it finds when it wakes.
-        if core.poll_timeout().is_some_and(|d| self.armed.get().is_none_or(|armed| d < armed)) {
+        if deadline.is_some_and(|d| self.armed.get().is_none_or(|armed| d < armed)) {
             let _ = self.timer.try_send(());
         }
     }
