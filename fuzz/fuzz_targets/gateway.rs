@@ -25,8 +25,8 @@ use ctigw::outbuf::OutBuf;
 use ctigw::rcc::appearances::Appearances;
 use ctigw::rcc::session::MAX_MONITORS;
 use ctigw::rcc::{ConnId, Gateway, GatewayConfig, Peer, Transport};
-use ctigw::sim::node::{Faults, Node};
 use ctigw::rig::{Direct, Rig, SimNode};
+use ctigw::sim::node::{Faults, Node};
 use ctigw::sim::switch::{Outside, Switch};
 use ctigw::sip::{self, Frame, Message, MessageWriter, Method, StreamBuffer};
 use libfuzzer_sys::fuzz_target;
@@ -651,7 +651,8 @@ impl World {
 
     fn next_deadline(&self) -> u64 {
         let sim = &self.rig.nodes[0];
-        let at = [self.rig.gw.poll_timeout(), sim.node.poll_timeout(), sim.faults.deadline()].into_iter().flatten().min();
+        let at =
+            [self.rig.gw.poll_timeout(), sim.node.poll_timeout(), sim.faults.deadline()].into_iter().flatten().min();
         at.map_or(1, |at| at.saturating_duration_since(self.rig.now).as_millis() as u64)
     }
 
@@ -1395,7 +1396,11 @@ fuzz_target!(|data: &[u8]| {
     while !input.is_empty() && ops < 256 {
         world.run(&mut input);
         world.check();
-        trace!("  sessions {} ({} live)", world.rig.gw.session_count(), world.rig.gw.sessions().filter(|s| !s.ending).count());
+        trace!(
+            "  sessions {} ({} live)",
+            world.rig.gw.session_count(),
+            world.rig.gw.sessions().filter(|s| !s.ending).count()
+        );
         ops += 1;
     }
     world.finish(flags);

@@ -23,7 +23,15 @@ fuzz_target!(|data: &[u8]| {
             // The response carries the request's Via, From, To, Call-ID and
             // CSeq headers plus Content-Length: it parses exactly when that
             // many headers fit the parser's table.
-            let copied = m.headers().filter(|h| matches!(h.kind, HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq)).count();
+            let copied = m
+                .headers()
+                .filter(|h| {
+                    matches!(
+                        h.kind,
+                        HeaderName::Via | HeaderName::From | HeaderName::To | HeaderName::CallId | HeaderName::CSeq
+                    )
+                })
+                .count();
             match Message::parse(out) {
                 Ok(r) => assert_eq!(r.status_code(), Some(code)),
                 Err(ctigw::sip::Error::TooManyHeaders) => assert!(copied + 1 > ctigw::sip::MAX_HEADERS),
