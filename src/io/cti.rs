@@ -134,6 +134,6 @@ async fn write_loop<C: Core>(slot: SlotId, driver: Rc<Driver<C>>, mut stream: Tc
         if stream.write_all(&buf[..n]).await.is_err() {
             return; // the reader sees the broken connection and reports it
         }
-        driver.feed(|core, _| core.link_transmitted(slot, n));
+        driver.link_transmitted(slot, n);
     }
 }

@@ -116,6 +116,13 @@ impl<C: Core> Driver<C> {
         result
     }
 
+    /// A CTI writer wrote the first `n` bytes of [`Core::link_tx`]: the
+    /// one input that asks nothing more of the core (the writer looks for
+    /// more bytes itself), so nothing is driven after it.
+    pub fn link_transmitted(&self, slot: SlotId, n: usize) {
+        self.core.borrow_mut().link_transmitted(slot, n);
+    }
+
     /// The core, to read (the admin pages, a stop's progress); `None`
     /// while it is being fed, which no task does across an await.
     pub fn try_core(&self) -> Option<Ref<'_, C>> {
