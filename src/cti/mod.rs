@@ -5,8 +5,9 @@
 //! read, closed, the time) and carries out what it asks for
 //! ([`LinkAction`]s, the bytes of [`Nodes::tx_pending`], a wake-up at
 //! [`Nodes::poll_timeout`]). What the gateway needs to know comes out as
-//! [`CtiEvent`]s, and node answers and events as [`Incoming`] frames
-//! borrowed from the link's receive buffer.
+//! [`CtiEvent`]s, and node answers and events as [`Incoming`] CSTA
+//! messages, decoded by the node's [`Protocol`] (one folder each:
+//! [`csta_xml`]) into an inbox the caller lends.
 
 pub mod csta_xml;
 
