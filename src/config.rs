@@ -19,8 +19,8 @@
 //! handshake_timeout = 10s        # a peer that has not finished the handshake by then is cut off
 //!
 //! [cti]
-//! node = 127.0.0.1:7001          # 1 to 8 nodes; `mode=system-status` for nodes
-//! node = 127.0.0.1:7002          #   without ECMA-354 application sessions
+//! node = 127.0.0.1:7001          # 1 to 8 nodes; `mode=system-status` for nodes without
+//! node = 127.0.0.1:7002          #   ECMA-354 sessions, `mode=system-register` for a switch that speaks first
 //! heartbeat_interval = 30s
 //! heartbeat_misses = 2
 //! reconnect_interval = 10s
@@ -216,12 +216,13 @@ fn parse_node(text: &str) -> Result<NodeConfig, String> {
             "protocol=csta-xml" => {}
             "mode=ecma354" => mode = SessionMode::Ecma354,
             "mode=system-status" => mode = SessionMode::SystemStatus,
+            "mode=system-register" => mode = SessionMode::SystemRegister,
             other if other.starts_with("protocol=") => {
                 return Err(format!("unknown CTI protocol {other:?} (protocol=csta-xml)"));
             }
             other => {
                 return Err(format!(
-                    "unknown node option {other:?} (protocol=csta-xml, mode=ecma354 or mode=system-status)"
+                    "unknown node option {other:?} (protocol=csta-xml, mode=ecma354, mode=system-status or mode=system-register)"
                 ));
             }
         }
@@ -555,7 +556,7 @@ mod tests {
                 "/etc/ctigw/ctigw.conf:8: duplicate key \"heartbeat_interval\" in [cti] (first on line 7)",
                 "/etc/ctigw/ctigw.conf:9: duplicate key \"heartbeat_interval\" in [cti] (first on line 7)",
                 "/etc/ctigw/ctigw.conf:10: \"0\" is not a count of 1 or more",
-                "/etc/ctigw/ctigw.conf:11: unknown node option \"mode=fast\" (protocol=csta-xml, mode=ecma354 or mode=system-status)",
+                "/etc/ctigw/ctigw.conf:11: unknown node option \"mode=fast\" (protocol=csta-xml, mode=ecma354, mode=system-status or mode=system-register)",
                 "/etc/ctigw/ctigw.conf:12: unknown section [bogus] (sip, tls, cti, admin, log, lines)",
                 "/etc/ctigw/ctigw.conf:13: expected `key = value`, found \"just text\"",
                 "/etc/ctigw/ctigw.conf:15: \"loud\" is not a log level (error, warn, info, debug, trace)",

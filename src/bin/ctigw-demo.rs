@@ -64,6 +64,7 @@ fn describe(body: &[u8]) -> String {
             Csta::Event(e) => e.name().to_string(),
             Csta::Error(code) => format!("CSTAErrorCode {code}"),
             Csta::Session(_) => "(session message)".to_string(),
+            Csta::System(_) => "(system status message)".to_string(),
         },
         Err(_) if body.is_empty() => String::new(),
         Err(e) => format!("(unreadable CSTA: {e})"),

@@ -14,6 +14,7 @@ mod event;
 mod request;
 mod response;
 mod session;
+mod system;
 mod text;
 mod types;
 mod xml;
@@ -25,6 +26,7 @@ pub use event::{CallEvent, CallEventKind, DoNotDisturbEvent, Event, ForwardingEv
 pub use request::Request;
 pub use response::{ForwardItem, MAX_FORWARD_ITEMS, MAX_SNAPSHOT_CALLS, Response, SnapshotCall};
 pub use session::{SessionMessage, SessionRequest};
+pub use system::SystemMessage;
 pub use text::{Text, Unescaped, write_escaped};
 pub use types::{
     AutoOriginate, ConnectionId, ForwardingType, LCS_NAMESPACE, LocalConnectionState, Namespace, Service, Services,
@@ -48,6 +50,8 @@ pub enum Message<'a> {
     Error(ErrorCode<'a>),
     /// An ECMA-354 application session message.
     Session(SessionMessage<'a>),
+    /// A system status message between a node and the gateway.
+    System(SystemMessage<'a>),
 }
 
 impl Message<'_> {
@@ -60,6 +64,7 @@ impl Message<'_> {
             Message::Event(m) => m.write(namespace, out),
             Message::Error(m) => m.write(namespace, out),
             Message::Session(m) => m.write(out),
+            Message::System(m) => m.write(namespace, out),
         }
     }
 }
@@ -99,10 +104,21 @@ pub fn root_name(xml: &[u8]) -> Option<&str> {
 
 /// Parses one CSTA XML document.
 ///
-/// CSTA messages must be in the ECMA-323 ed3 or ed4 namespace. Application
-/// session messages are accepted in ECMA-354's namespace, in a CSTA one or
-/// in none, as CTI vendors send them all three ways.
+/// CSTA messages must be in an ECMA-323 namespace, editions 3 to 6.
+/// Application session messages are accepted in ECMA-354's namespace, in a
+/// CSTA one or in none, as CTI vendors send them all three ways.
 pub fn parse(xml: &[u8]) -> Result<Document<'_>, Error> {
+    parse_with(xml, None)
+}
+
+/// Parses a document a node wrote: as [`parse`], but a CSTA message
+/// without a default namespace is taken to be in `assumed` (the edition
+/// the link speaks), as some nodes write their replies.
+pub fn parse_in(xml: &[u8], assumed: Namespace) -> Result<Document<'_>, Error> {
+    parse_with(xml, Some(assumed))
+}
+
+fn parse_with(xml: &[u8], assumed: Option<Namespace>) -> Result<Document<'_>, Error> {
     let xml = core::str::from_utf8(xml).map_err(|_| Error::NotUtf8)?;
     let (root, reader) = Reader::open(xml)?;
     let namespace = root.namespace.map(|uri| Namespace::from_uri(uri).ok_or(Error::UnknownNamespace)).transpose()?;
@@ -110,12 +126,14 @@ pub fn parse(xml: &[u8]) -> Result<Document<'_>, Error> {
         let message = Message::Session(SessionMessage::parse(root.name, reader)?);
         return Ok(Document { namespace: Namespace::AppSession, message });
     }
-    let namespace = match namespace {
-        Some(ns @ (Namespace::Ed3 | Namespace::Ed4)) => ns,
+    let namespace = match namespace.or(assumed) {
         Some(Namespace::AppSession) => return Err(Error::UnknownMessage),
+        Some(ns) => ns,
         None => return Err(Error::MissingNamespace),
     };
-    let message = if let Some(service) = Service::from_request_name(root.name) {
+    let message = if SystemMessage::is_system_name(root.name) {
+        Message::System(SystemMessage::parse(root.name, reader)?)
+    } else if let Some(service) = Service::from_request_name(root.name) {
         Message::Request(Request::parse(service, reader)?)
     } else if let Some(service) = Service::from_response_name(root.name) {
         Message::Response(Response::parse(service, reader)?)
@@ -156,7 +174,7 @@ pub enum Error {
     BadReference,
     /// The root element has no namespace.
     MissingNamespace,
-    /// The root element's namespace is neither ECMA-323 ed3/ed4 nor ECMA-354.
+    /// The root element's namespace is neither ECMA-323 ed3 to ed6 nor ECMA-354.
     UnknownNamespace,
     /// A root element that is no message this gateway handles.
     UnknownMessage,
@@ -194,7 +212,7 @@ impl fmt::Display for Error {
             Error::Truncated => f.write_str("document ends inside an element"),
             Error::BadReference => f.write_str("unknown or malformed entity reference"),
             Error::MissingNamespace => f.write_str("root element has no namespace"),
-            Error::UnknownNamespace => f.write_str("namespace is not ECMA-323 ed3 or ed4"),
+            Error::UnknownNamespace => f.write_str("namespace is not ECMA-323 ed3 to ed6"),
             Error::UnknownMessage => f.write_str("not a CSTA message this gateway handles"),
             Error::MissingElement(name) => write!(f, "missing element {name}"),
             Error::BadValue(name) => write!(f, "bad value in element {name}"),

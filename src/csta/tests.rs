@@ -174,6 +174,15 @@ pub(crate) fn every_message() -> Vec<Message<'static>> {
     ] {
         all.push(Message::Session(session));
     }
+    for system in [
+        SystemMessage::Status { status: t("enabled") },
+        SystemMessage::StatusAnswered,
+        SystemMessage::Register,
+        SystemMessage::Registered { register_id: Some(t("27ss")) },
+        SystemMessage::Registered { register_id: None },
+    ] {
+        all.push(Message::System(system));
+    }
     all
 }
 
@@ -185,11 +194,11 @@ fn write(message: &Message<'_>, namespace: Namespace) -> Vec<u8> {
 }
 
 #[test]
-fn every_message_round_trips_in_both_editions() {
+fn every_message_round_trips_in_every_edition() {
     let all = every_message();
-    assert_eq!(all.len(), 77);
+    assert_eq!(all.len(), 82);
     for message in &all {
-        for namespace in [Namespace::Ed3, Namespace::Ed4] {
+        for namespace in [Namespace::Ed3, Namespace::Ed4, Namespace::Ed5, Namespace::Ed6] {
             let bytes = write(message, namespace);
             let doc = parse(&bytes).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)));
             assert_eq!(&doc.message, message, "{}", String::from_utf8_lossy(&bytes));
@@ -403,4 +412,16 @@ fn service_all_keeps_each_feature_list_together_in_the_lists_order() {
         "logicalServList",
     ];
     assert_eq!(lists, ecma_323_order, "in the order ECMA-323 lists them");
+}
+
+#[test]
+fn a_node_reply_without_a_namespace_is_read_in_the_one_assumed_and_lync_must_name_one() {
+    let xml = b"<MonitorStartResponse><monitorCrossRefID>M1</monitorCrossRefID></MonitorStartResponse>";
+    assert_eq!(parse(xml), Err(Error::MissingNamespace), "from Lync a namespace is required");
+    let doc = parse_in(xml, Namespace::Ed4).unwrap();
+    assert_eq!(doc.namespace, Namespace::Ed4);
+    assert_eq!(doc.message, Message::Response(Response::MonitorStarted { monitor: t("M1") }));
+    let foreign =
+        b"<MonitorStartResponse xmlns=\"urn:other\"><monitorCrossRefID>M1</monitorCrossRefID></MonitorStartResponse>";
+    assert_eq!(parse_in(foreign, Namespace::Ed4), Err(Error::UnknownNamespace), "a wrong namespace is still wrong");
 }

@@ -38,6 +38,10 @@ pub enum Namespace {
     Ed3,
     /// ECMA-323 4th edition.
     Ed4,
+    /// ECMA-323 5th edition.
+    Ed5,
+    /// ECMA-323 6th edition.
+    Ed6,
     /// ECMA-354 application session services (the CTI link's session).
     AppSession,
 }
@@ -48,13 +52,17 @@ impl Namespace {
         match self {
             Namespace::Ed3 => "http://www.ecma-international.org/standards/ecma-323/csta/ed3",
             Namespace::Ed4 => "http://www.ecma-international.org/standards/ecma-323/csta/ed4",
+            Namespace::Ed5 => "http://www.ecma-international.org/standards/ecma-323/csta/ed5",
+            Namespace::Ed6 => "http://www.ecma-international.org/standards/ecma-323/csta/ed6",
             Namespace::AppSession => "http://www.ecma-international.org/standards/ecma-354/appl_session",
         }
     }
 
     /// Recognises a namespace URI.
     pub fn from_uri(uri: &str) -> Option<Namespace> {
-        [Namespace::Ed3, Namespace::Ed4, Namespace::AppSession].into_iter().find(|ns| ns.uri() == uri)
+        [Namespace::Ed3, Namespace::Ed4, Namespace::Ed5, Namespace::Ed6, Namespace::AppSession]
+            .into_iter()
+            .find(|ns| ns.uri() == uri)
     }
 }
 

@@ -485,3 +485,130 @@ fn poll_timeout_names_the_earliest_deadline() {
     h.send(S0, 1).unwrap();
     assert_eq!(h.nodes.poll_timeout(), Some(h.now + Duration::from_secs(5)), "a request");
 }
+
+/// The node's raw document under `invoke` (a shape the gateway's own
+/// writer may not produce: no namespace, a later edition).
+fn feed_text(h: &mut Harness, slot: SlotId, invoke: InvokeId, xml: &str) {
+    let mut buf = vec![0u8; xml.len() + 8];
+    let mut out = OutBuf::new(&mut buf);
+    frame::encode(&mut out, invoke, |o| o.put(xml.as_bytes())).unwrap();
+    let len = out.len();
+    h.feed_bytes(slot, &buf[..len]);
+}
+
+const ED4: &str = "http://www.ecma-international.org/standards/ecma-323/csta/ed4";
+
+/// An OpenScape-class switch speaks first: its SystemStatus (invoke id
+/// 0000) is answered with an empty SystemStatusResponse under the same
+/// id, then the gateway registers; the link is up when SystemRegister is
+/// answered. Shapes as public CSTA-over-TCP clients and test switches
+/// exchange them (pyssimist's templates, a Go recording agent's
+/// auto-answer): PROTOCOL.md, South.
+#[test]
+fn a_node_that_speaks_first_is_answered_then_registered() {
+    let mut h = Harness::new(1, SessionMode::SystemRegister);
+    h.actions();
+    h.nodes.connected(h.now, S0);
+    assert!(h.written(S0).is_empty(), "the node speaks first");
+    assert_eq!(h.nodes.state(S0), LinkState::StartingSession);
+    let zero = InvokeId::new(0).unwrap();
+    feed_text(
+        &mut h,
+        S0,
+        zero,
+        &format!("<SystemStatus xmlns=\"{ED4}\"><systemStatus>enabled</systemStatus></SystemStatus>"),
+    );
+    assert!(h.incoming(S0).is_empty(), "the node's request is the link's own business");
+    let frames = h.written(S0);
+    assert_eq!(frames[0], (zero, "SystemStatusResponse".to_string()), "answered under the node's invoke id");
+    assert_eq!(frames[1].1, "SystemRegister");
+    assert_eq!(h.nodes.state(S0), LinkState::StartingSession, "up only once registered");
+    feed_text(
+        &mut h,
+        S0,
+        frames[1].0,
+        &format!(
+            "<SystemRegisterResponse xmlns=\"{ED4}\"><sysStatRegisterID>27ss</sysStatRegisterID></SystemRegisterResponse>"
+        ),
+    );
+    assert!(h.incoming(S0).is_empty());
+    assert_eq!(h.nodes.state(S0), LinkState::Up);
+    assert!(h.events().iter().any(|e| matches!(e, CtiEvent::NodeUp { slot: S0, .. })));
+    let c = h.nodes.counters(S0);
+    assert_eq!((c.node_requests, c.malformed), (1, 0));
+    // Its heartbeat is RequestSystemStatus.
+    h.advance(30.0);
+    assert_eq!(h.written(S0).iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>(), ["RequestSystemStatus"]);
+}
+
+#[test]
+fn a_node_that_should_speak_first_and_does_not_is_registered_all_the_same() {
+    let mut h = Harness::new(1, SessionMode::SystemRegister);
+    h.actions();
+    h.nodes.connected(h.now, S0);
+    h.advance(5.0); // request_timeout
+    let frames = h.written(S0);
+    assert_eq!(frames.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>(), ["SystemRegister"]);
+    feed_text(&mut h, S0, frames[0].0, &format!("<SystemRegisterResponse xmlns=\"{ED4}\"/>"));
+    h.incoming(S0);
+    assert_eq!(h.nodes.state(S0), LinkState::Up);
+    // A register that is never answered takes the link down.
+    let mut h = Harness::new(1, SessionMode::SystemRegister);
+    h.actions();
+    h.nodes.connected(h.now, S0);
+    h.advance(5.0);
+    h.advance(5.0);
+    assert_eq!(h.nodes.state(S0), LinkState::Down);
+}
+
+/// A node's SystemStatus mid-session whose invoke id is one of the link's
+/// outstanding requests: answered, and the request still waits for its
+/// own answer (requests told apart by root element, not by id).
+#[test]
+fn a_node_request_with_the_id_of_an_outstanding_request_is_not_taken_for_its_answer() {
+    let mut h = Harness::new(1, SessionMode::Ecma354);
+    h.bring_up(S0, "S-1");
+    let id = h.send(S0, 7).unwrap();
+    h.written(S0);
+    feed_text(
+        &mut h,
+        S0,
+        id,
+        &format!("<SystemStatus xmlns=\"{ED4}\"><systemStatus>normal</systemStatus></SystemStatus>"),
+    );
+    assert!(h.incoming(S0).is_empty());
+    assert_eq!(h.written(S0), [(id, "SystemStatusResponse".to_string())]);
+    assert_eq!(h.nodes.outstanding(S0), 1, "the request still waits");
+    h.feed(S0, id, &Message::Response(Response::MonitorStarted { monitor: Text::literal("M1") }));
+    let got = h.incoming(S0);
+    assert!(got[0].starts_with("response 7 Response(MonitorStarted"), "{got:?}");
+}
+
+/// Replies without a default namespace are read in the link's edition;
+/// later editions (ed5, ed6) are read as they come; vendor private data
+/// is skipped, not counted as a fault.
+#[test]
+fn replies_without_a_namespace_and_later_editions_are_read() {
+    let mut h = Harness::new(1, SessionMode::Ecma354);
+    h.bring_up(S0, "S-1");
+    let a = h.send(S0, 1).unwrap();
+    let b = h.send(S0, 2).unwrap();
+    feed_text(&mut h, S0, a, "<MonitorStartResponse><monitorCrossRefID>M1</monitorCrossRefID></MonitorStartResponse>");
+    let ed6 = "http://www.ecma-international.org/standards/ecma-323/csta/ed6";
+    feed_text(
+        &mut h,
+        S0,
+        b,
+        &format!(
+            "<MonitorStartResponse xmlns=\"{ed6}\"><monitorCrossRefID>M2</monitorCrossRefID><extensions><privateData><private><scx:x xmlns:scx=\"http://www.siemens.com/schema/csta\">1</scx:x></private></privateData></extensions></MonitorStartResponse>"
+        ),
+    );
+    let held = "<HeldEvent xmlns=\"http://www.ecma-international.org/standards/ecma-323/csta/ed5\"><monitorCrossRefID>M1</monitorCrossRefID><heldConnection><callID>C1</callID><deviceID>N&lt;302118840100&gt;;noa=nk</deviceID></heldConnection><holdingDevice><deviceIdentifier>N&lt;302118840100&gt;;noa=nk</deviceIdentifier></holdingDevice><localConnectionInfo>hold</localConnectionInfo><cause>normal</cause></HeldEvent>";
+    feed_text(&mut h, S0, InvokeId::EVENT, held);
+    let got = h.incoming(S0);
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got[0].starts_with("response 1 Response(MonitorStarted"), "{}", got[0]);
+    assert!(got[1].starts_with("response 2 Response(MonitorStarted"), "{}", got[1]);
+    assert!(got[2].starts_with("event Call("), "{}", got[2]);
+    assert_eq!(h.nodes.counters(S0).malformed, 0);
+}

@@ -19,7 +19,7 @@ use heapless::{Deque, String, Vec};
 use httparse::Status;
 
 use super::frame::{self, FrameError, InvokeId};
-use crate::csta::{self, ErrorCode, Message, Namespace, Request, SessionMessage, Text};
+use crate::csta::{self, ErrorCode, Message, Namespace, Request, SessionMessage, SystemMessage, Text};
 use crate::cti::{CtiEvent, DownReason, Failure, Incoming, LinkAction, RequestTag, SendError, SlotId};
 use crate::outbuf::{OutBuf, Overflow};
 use crate::recvbuf::RecvBuf;
@@ -33,7 +33,7 @@ pub const LINK_BUFFER: usize = 16 * 1024;
 /// Longest ECMA-354 session id kept.
 pub const MAX_SESSION_ID: usize = 64;
 
-/// How a node keeps the gateway's session alive.
+/// How a node opens and keeps the gateway's session alive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionMode {
     /// ECMA-354: StartApplicationSession on connect, then
@@ -41,6 +41,12 @@ pub enum SessionMode {
     Ecma354,
     /// No application session; RequestSystemStatus is the heartbeat.
     SystemStatus,
+    /// The node speaks first (an OpenScape-class switch): its SystemStatus
+    /// is answered, then the gateway's SystemRegister; the link is up once
+    /// that is answered. A node silent for `request_timeout` after the
+    /// connect gets the SystemRegister all the same. RequestSystemStatus
+    /// is the heartbeat.
+    SystemRegister,
 }
 
 /// The timers of every link.
@@ -134,6 +140,8 @@ pub struct Counters {
     pub events: u64,
     /// Frames whose document did not parse.
     pub malformed: u64,
+    /// The node's own requests answered (its SystemStatus).
+    pub node_requests: u64,
     /// Bytes read.
     pub bytes_in: u64,
     /// Bytes handed to the socket.
@@ -143,6 +151,7 @@ pub struct Counters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Purpose {
     StartSession,
+    Register,
     Heartbeat,
     StopSession,
     Caller(RequestTag),
@@ -349,6 +358,11 @@ impl Link {
                 }
             }
             SessionMode::SystemStatus => self.come_up(now, ctx),
+            SessionMode::SystemRegister => {
+                // The node speaks first; the timer is how long it may not.
+                self.state = LinkState::StartingSession;
+                self.timer = Some(now + ctx.timing.request_timeout);
+            }
         }
     }
 
@@ -437,7 +451,9 @@ impl Link {
                         return;
                     }
                 }
-                Purpose::StartSession => return self.go_down(now, ctx, DownReason::SessionTimeout),
+                Purpose::StartSession | Purpose::Register => {
+                    return self.go_down(now, ctx, DownReason::SessionTimeout);
+                }
                 Purpose::StopSession => {}
             }
         }
@@ -456,6 +472,11 @@ impl Link {
                     self.send_heartbeat(now, ctx);
                 }
             }
+            // A node that should have spoken first did not: register anyway.
+            LinkState::StartingSession if self.mode == SessionMode::SystemRegister => {
+                self.timer = None;
+                self.register(now, ctx);
+            }
             LinkState::StartingSession | LinkState::Unconfigured => self.timer = None,
         }
     }
@@ -470,7 +491,7 @@ impl Link {
                 };
                 self.requests.send(deadline, Purpose::Heartbeat, |o| reset.write(o))
             }
-            SessionMode::SystemStatus => {
+            SessionMode::SystemStatus | SessionMode::SystemRegister => {
                 let namespace = self.namespace;
                 let status = Request::RequestSystemStatus { line: None };
                 self.requests.send(deadline, Purpose::Heartbeat, |o| status.write(namespace, o))
@@ -526,11 +547,16 @@ impl Link {
             }
         };
         consume.consume(used);
+        // A node's own request comes with an invoke id of its own, which
+        // may be one of the link's: told apart by its root element.
+        if csta::root_name(frame.body) == Some("SystemStatus") {
+            return Some(self.system_status(frame.invoke_id, frame.body, now, ctx));
+        }
         if frame.invoke_id.is_event() {
             self.counters.events += 1;
             // Decoded once, in the caller's inbox; the link's own session
             // notice is acted on here.
-            return Some(match decode_into(inbox, frame.body).map(|d| d.message) {
+            return Some(match decode_into(inbox, frame.body, self.namespace).map(|d| d.message) {
                 Ok(Message::Event(event)) => Incoming::Event { event },
                 Ok(Message::Session(SessionMessage::Terminated { .. })) => {
                     self.go_down(now, ctx, DownReason::SessionTerminated);
@@ -552,7 +578,7 @@ impl Link {
         match request.purpose {
             Purpose::Caller(tag) => {
                 self.counters.responses += 1;
-                let answer = match decode_into(inbox, frame.body) {
+                let answer = match decode_into(inbox, frame.body, self.namespace) {
                     Ok(doc) => Ok(doc.message),
                     Err(_) => {
                         // The caller's request failed: it hears so.
@@ -568,8 +594,12 @@ impl Link {
                         self.session_id.clear();
                         match session_id.as_str().map(|id| self.session_id.push_str(id)) {
                             Some(Ok(())) => {
-                                let ed4 = protocol_version.is_some_and(|v| v.eq_str(Namespace::Ed4.uri()));
-                                self.namespace = if ed4 { Namespace::Ed4 } else { Namespace::Ed3 };
+                                // The edition the node speaks, ed3 when it does not say.
+                                self.namespace = protocol_version
+                                    .and_then(|v| v.as_str())
+                                    .and_then(Namespace::from_uri)
+                                    .filter(|ns| *ns != Namespace::AppSession)
+                                    .unwrap_or(Namespace::Ed3);
                                 self.come_up(now, ctx);
                             }
                             _ => self.go_down(now, ctx, DownReason::Protocol("session id too long")),
@@ -589,7 +619,55 @@ impl Link {
                 }
                 Some(Incoming::Handled)
             }
+            Purpose::Register => {
+                match csta::parse_in(frame.body, self.namespace).map(|d| d.message) {
+                    Ok(Message::System(SystemMessage::Registered { .. })) => self.come_up(now, ctx),
+                    _ => self.go_down(now, ctx, DownReason::SessionRefused),
+                }
+                Some(Incoming::Handled)
+            }
             Purpose::StopSession => Some(Incoming::Handled),
+        }
+    }
+
+    /// The node's SystemStatus, whatever its invoke id: answered at once
+    /// with an empty SystemStatusResponse under the same id. A node that
+    /// speaks first then gets the gateway's SystemRegister.
+    fn system_status(&mut self, id: InvokeId, body: &[u8], now: Instant, ctx: &mut Context<'_>) -> Incoming<'static> {
+        let status = match csta::parse_in(body, self.namespace).map(|d| d.message) {
+            Ok(Message::System(SystemMessage::Status { status })) => status,
+            _ => {
+                self.counters.malformed += 1;
+                return Incoming::Handled;
+            }
+        };
+        self.counters.node_requests += 1;
+        if status.eq_str("disabled") {
+            log::warn!("{}: the node reports its system status disabled", self.slot);
+        }
+        let namespace = self.namespace;
+        let answer = SystemMessage::StatusAnswered;
+        if self.requests.tx.append(|out| frame::encode(out, id, |o| answer.write(namespace, o))).is_err() {
+            self.go_down(now, ctx, DownReason::Protocol("no room to answer the node's SystemStatus"));
+            return Incoming::Handled;
+        }
+        if self.state == LinkState::StartingSession
+            && self.mode == SessionMode::SystemRegister
+            && !self.requests.waiting_for(Purpose::Register)
+        {
+            self.timer = None;
+            self.register(now, ctx);
+        }
+        Incoming::Handled
+    }
+
+    /// Sends SystemRegister; the link is up when it is answered.
+    fn register(&mut self, now: Instant, ctx: &mut Context<'_>) {
+        let namespace = self.namespace;
+        let deadline = now + ctx.timing.request_timeout;
+        let sent = self.requests.send(deadline, Purpose::Register, |o| SystemMessage::Register.write(namespace, o));
+        if sent.is_err() {
+            self.go_down(now, ctx, DownReason::Protocol("no room for SystemRegister"));
         }
     }
 
@@ -603,10 +681,11 @@ impl Link {
 }
 
 /// Copies a frame's document into the caller's `inbox` and decodes it
-/// there, so that what is handed up borrows the inbox, not the link.
-fn decode_into<'b>(inbox: &'b mut [u8], body: &[u8]) -> Result<csta::Document<'b>, csta::Error> {
+/// there, so that what is handed up borrows the inbox, not the link. A
+/// reply without a default namespace is read in the link's `namespace`.
+fn decode_into<'b>(inbox: &'b mut [u8], body: &[u8], namespace: Namespace) -> Result<csta::Document<'b>, csta::Error> {
     let len = body.len().min(inbox.len());
     inbox[..len].copy_from_slice(&body[..len]);
     let inbox: &'b [u8] = inbox;
-    csta::parse(&inbox[..len])
+    csta::parse_in(&inbox[..len], namespace)
 }
