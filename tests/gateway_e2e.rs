@@ -192,3 +192,26 @@ fn calls_from_outside_are_answered_and_deflected() {
         }
     }
 }
+
+/// A switch that speaks first (an OpenScape-class node: SystemStatus with
+/// invoke id 0000 on accept, then SystemRegister expected; PROTOCOL.md,
+/// South, and the shapes public CSTA-over-TCP clients exchange with such
+/// a switch): with `mode=system-register` the link comes up once
+/// registered, and a user's whole call flow runs through it.
+#[test]
+fn a_node_that_speaks_first_is_answered_registered_and_serves_a_call_flow() {
+    let sim = Sim::start(&["--speaks-first"]);
+    let config = config_text(free_port(), &[sim.listen], "")
+        .replace(&format!("node = {}\n", sim.listen), &format!("node = {} mode=system-register\n", sim.listen));
+    assert!(config.contains("mode=system-register"), "{config}");
+    let gw = Gateway::start("speaks-first", &config);
+    gw.wait_log("node 1: up", Duration::from_secs(5));
+    let status = sim.control("status");
+    assert!(status.contains("greetings_answered=1 registrations=1"), "{status}");
+    let out = demo(gw.sip, &["--transport", "tcp"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    for line in ["demo complete", "HeldEvent C-", "ConnectionClearedEvent C-"] {
+        assert!(stdout.contains(line), "no {line}\n{stdout}");
+    }
+}

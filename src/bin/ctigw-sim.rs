@@ -42,7 +42,7 @@ use smol::{LocalExecutor, Timer};
 const USAGE: &str = "\
 usage: ctigw-sim [--listen ADDR] [--control ADDR] [--lines FILE]
                  [--outside answer=MS|busy|noanswer] [--ring-timeout MS]
-                 [--silent-heartbeats] [--delay MS] [--refuse]
+                 [--silent-heartbeats] [--delay MS] [--refuse] [--speaks-first]
 
 defaults: --listen 127.0.0.1:7001 --control 127.0.0.1:7101
           --lines config/sim-lines.conf --outside answer=1000 --ring-timeout 30000
@@ -56,6 +56,7 @@ struct Options {
     outside: Outside,
     ring_timeout: Duration,
     faults: Faults,
+    speaks_first: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -66,6 +67,7 @@ fn parse_args() -> Result<Options, String> {
         outside: Outside::Answer(Duration::from_secs(1)),
         ring_timeout: Duration::from_secs(30),
         faults: Faults::default(),
+        speaks_first: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -94,6 +96,7 @@ fn parse_args() -> Result<Options, String> {
             "--delay" => o.faults.delay = ms(value("--delay")?, "--delay")?,
             "--silent-heartbeats" => o.faults.silent_heartbeats = true,
             "--refuse" => o.faults.refuse = true,
+            "--speaks-first" => o.speaks_first = true,
             "--help" | "-h" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -139,6 +142,8 @@ async fn serve_link(sim: Rc<Sim>, stream: TcpStream, peer: SocketAddr, ex: Rc<Lo
     log::info!("link {link} from {peer}");
     let (tx, rx): (Sender<Queued>, Receiver<Queued>) = smol::channel::unbounded();
     sim.links.borrow_mut().insert(link, (tx, stream.clone()));
+    let greeting = sim.node.borrow_mut().greeting(link);
+    sim.send(greeting);
     let mut writer = stream.clone();
     ex.spawn(async move {
         while let Ok((release, bytes)) = rx.recv().await {
@@ -242,13 +247,15 @@ fn status(sim: &Sim) -> String {
     let node = sim.node.borrow();
     let f = node.faults;
     format!(
-        "ok links={} monitors={} calls={} silent_heartbeats={} delay_ms={} refuse={}",
+        "ok links={} monitors={} calls={} silent_heartbeats={} delay_ms={} refuse={} greetings_answered={} registrations={}",
         node.link_count(),
         node.switch().monitor_count(),
         node.switch().describe_calls().len(),
         f.silent_heartbeats,
         f.delay.as_millis(),
-        f.refuse
+        f.refuse,
+        node.greetings_answered(),
+        node.registrations()
     )
 }
 
@@ -330,12 +337,10 @@ fn main() -> ExitCode {
 
     let (timers_changed, timers_rx) = smol::channel::bounded(1);
     let (refuse_changed, refuse_rx) = smol::channel::bounded(1);
-    let sim = Rc::new(Sim {
-        node: RefCell::new(Node::new(switch, options.faults)),
-        links: RefCell::new(BTreeMap::new()),
-        timers_changed,
-        refuse_changed,
-    });
+    let mut node = Node::new(switch, options.faults);
+    node.speaks_first = options.speaks_first;
+    let sim =
+        Rc::new(Sim { node: RefCell::new(node), links: RefCell::new(BTreeMap::new()), timers_changed, refuse_changed });
     let ex = Rc::new(LocalExecutor::new());
     smol::block_on(ex.run(async {
         // Bound before the addresses are printed: a client that reads them

@@ -878,3 +878,29 @@ fn a_node_answer_lost_fails_the_request_at_its_timeout() {
     assert_eq!(csta_answer(&w.take()), Csta::Error(csta::ErrorCode::RESOURCE_BUSY));
     assert_eq!(w.gw.nodes().state(crate::cti::SlotId::new(0).unwrap()), crate::cti::LinkState::Up);
 }
+
+/// A node that speaks first, through the rig: the gateway answers its
+/// SystemStatus, registers, and serves a user once the node answered.
+#[test]
+fn a_node_that_speaks_first_serves_once_registered() {
+    let configs = [NodeConfig {
+        addr: "127.0.0.1:7001".parse().unwrap(),
+        protocol: Protocol::CstaXml(SessionMode::SystemRegister),
+    }];
+    let nodes = Nodes::new(crate::cti::Timing::default(), &configs).unwrap();
+    let trusted = vec![Cidr { addr: "127.0.0.1".parse().unwrap(), prefix: 32 }];
+    let now = Instant::now();
+    let gw = Gateway::new(now, GatewayConfig::new("gw.example.com", 5060, trusted), lines(), nodes);
+    let mut node = Node::new(switch(), Faults::default());
+    node.speaks_first = true;
+    let mut w = Rig::new(now, gw, vec![node]);
+    assert_eq!((w.nodes[0].node.greetings_answered(), w.nodes[0].node.registrations()), (1, 1));
+    assert_eq!(w.gw.nodes().state(crate::cti::SlotId::new(0).unwrap()), crate::cti::LinkState::Up);
+    let mut alice = Lync::new("alice@example.com", "s1", udp());
+    alice.sign_in(&mut w);
+    let monitor = format!(
+        "<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:101</deviceObject></monitorObject></MonitorStart>"
+    );
+    let answer = csta_answer(&alice.info(&mut w, &monitor));
+    assert!(matches!(answer, Csta::Response(Response::MonitorStarted { .. })), "{answer:?}");
+}

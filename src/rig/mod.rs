@@ -179,14 +179,18 @@ impl<C: Calls> Rig<C> {
             LinkAction::Connect { slot, .. } => {
                 let now = self.now;
                 let n = &mut self.nodes[slot.index()];
+                let mut greeting = Vec::new();
                 let event = if n.alive {
-                    n.link = Some(n.node.open_link());
+                    let link = n.node.open_link();
+                    n.link = Some(link);
+                    greeting = n.node.greeting(link);
                     LinkEvent::Connected
                 } else {
                     LinkEvent::ConnectFailed
                 };
                 let gw = &mut self.gw;
                 self.calls.call(|| gw.handle_link(now, slot, event));
+                self.deliver(slot.index(), greeting);
             }
             LinkAction::Close { slot } => {
                 let n = &mut self.nodes[slot.index()];

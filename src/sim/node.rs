@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use httparse::Status;
 
 use super::switch::{LinkId, Output, Switch, write};
-use crate::csta::{self, ErrorCode, Message, Namespace, Request, SessionMessage, Text};
+use crate::csta::{self, ErrorCode, Message, Namespace, Request, SessionMessage, SystemMessage, Text};
 use crate::cti::frame::{self, FrameError, InvokeId, MAX_FRAME_LEN};
 
 /// What the simulator is told to do wrong.
@@ -37,12 +37,29 @@ pub struct Node {
     next_session: u32,
     /// Faults in force.
     pub faults: Faults,
+    /// Speaks first, as an OpenScape-class switch does: on every new link
+    /// a SystemStatus (`enabled`, invoke id 0000, ed4) before anything
+    /// else; SystemRegister is answered with a register id.
+    pub speaks_first: bool,
+    /// The gateway's answers to those SystemStatus requests.
+    greetings_answered: u64,
+    /// SystemRegister requests answered.
+    registrations: u64,
 }
 
 impl Node {
     /// A node in front of `switch`.
     pub fn new(switch: Switch, faults: Faults) -> Node {
-        Node { switch, links: BTreeMap::new(), next_link: 1, next_session: 1, faults }
+        Node {
+            switch,
+            links: BTreeMap::new(),
+            next_link: 1,
+            next_session: 1,
+            faults,
+            speaks_first: false,
+            greetings_answered: 0,
+            registrations: 0,
+        }
     }
 
     /// The telephone system.
@@ -57,6 +74,28 @@ impl Node {
         self.links.insert(link, LinkSide::default());
         self.switch.link_opened(link, Namespace::Ed3);
         link
+    }
+
+    /// What the node says on a new link before the gateway says anything:
+    /// nothing, or when it [`Node::speaks_first`], its SystemStatus.
+    pub fn greeting(&mut self, link: LinkId) -> Vec<Output> {
+        if !self.speaks_first || !self.links.contains_key(&link) {
+            return Vec::new();
+        }
+        self.switch.link_opened(link, Namespace::Ed4);
+        let status = SystemMessage::Status { status: Text::literal("enabled") };
+        let body = write(|out| status.write(Namespace::Ed4, out));
+        vec![Output { link, invoke_id: InvokeId::new(0).expect("0 is an invoke id"), body }]
+    }
+
+    /// How many of its SystemStatus requests the gateway answered.
+    pub fn greetings_answered(&self) -> u64 {
+        self.greetings_answered
+    }
+
+    /// How many SystemRegister requests it answered.
+    pub fn registrations(&self) -> u64 {
+        self.registrations
     }
 
     /// A connection ended; its monitors end with it.
@@ -137,6 +176,16 @@ impl Node {
             Message::Session(SessionMessage::Stop { .. }) => reply(write(|o| SessionMessage::Stopped.write(o))),
             Message::Request(Request::RequestSystemStatus { .. }) if self.faults.silent_heartbeats => Vec::new(),
             Message::Request(request) => self.switch.request(now, link, invoke_id, &request),
+            Message::System(SystemMessage::StatusAnswered) => {
+                self.greetings_answered += 1;
+                Vec::new()
+            }
+            Message::System(SystemMessage::Register) => {
+                self.registrations += 1;
+                let id = format!("SIM-REG-{link}");
+                let registered = SystemMessage::Registered { register_id: Some(Text::literal(&id)) };
+                reply(write(|out| registered.write(doc.namespace, out)))
+            }
             _ => {
                 let code = ErrorCode::SERVICE_NOT_SUPPORTED;
                 reply(write(|out| code.write(doc.namespace, out)))
