@@ -34,7 +34,15 @@
 //!
 //! [lines]
 //! file = lines.conf              # relative to this file's folder
+//!
+//! [dialplan]                     # off without this section: Lync's URIs reach the node as they are
+//! to_node = +142555501XX strip=9 # numbers Lync dials, to the node's dial strings; first match wins
+//! to_node = +! strip=1 prefix=9011
+//! to_lync = 1XX prefix=+14255550 # numbers the node reports, to E.164 for Lync
 //! ```
+//!
+//! With `[dialplan]`, the user's own line goes to the node as the device
+//! of its appearance in the line file (see [`crate::dialplan`] for rules).
 //!
 //! Every fault is reported, each as `file:line: what is wrong`; nothing in
 //! a bad file is half applied. The files of `[tls]` must exist when the
@@ -49,6 +57,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cti::{MAX_NODES, NodeConfig, Protocol, SessionMode, Timing};
+use crate::dialplan::{DialPlan, Direction, Rule};
 
 /// The default configuration file.
 pub const DEFAULT_PATH: &str = "/etc/ctigw/ctigw.conf";
@@ -153,6 +162,9 @@ pub struct Config {
     pub lines_file: PathBuf,
     /// SIP over TLS, when the `[tls]` section is there.
     pub tls: Option<TlsConfig>,
+    /// Number and device translation, when the `[dialplan]` section is
+    /// there; without it Lync's URIs pass to the node unchanged.
+    pub dialplan: Option<DialPlan>,
 }
 
 /// One fault in a configuration file.
@@ -231,9 +243,10 @@ fn parse_node(text: &str) -> Result<NodeConfig, String> {
 }
 
 /// Keys that may be given more than once.
-const REPEATABLE: [&str; 5] = ["sip.listen", "sip.trusted", "cti.node", "tls.listen", "tls.peer"];
+const REPEATABLE: [&str; 7] =
+    ["sip.listen", "sip.trusted", "cti.node", "tls.listen", "tls.peer", "dialplan.to_node", "dialplan.to_lync"];
 /// Every key, as `section.key`.
-const KEYS: [&str; 22] = [
+const KEYS: [&str; 24] = [
     "sip.listen",
     "sip.host",
     "sip.trusted",
@@ -256,6 +269,8 @@ const KEYS: [&str; 22] = [
     "tls.ca",
     "tls.peer",
     "tls.handshake_timeout",
+    "dialplan.to_node",
+    "dialplan.to_lync",
 ];
 
 /// A file `[tls]` names, relative to the configuration's folder; it must
@@ -297,6 +312,7 @@ impl Config {
             log_level: log::LevelFilter::Info,
             lines_file: dir.join("lines.conf"),
             tls: None,
+            dialplan: None,
         };
         // `[tls]`: where its header is, whether a peer is named, its keys.
         let (mut tls_line, mut tls_peer_given) = (None, false);
@@ -322,6 +338,10 @@ impl Config {
             if let Some(name) = content.strip_prefix('[') {
                 match name.strip_suffix(']').map(str::trim) {
                     Some(name @ ("sip" | "cti" | "admin" | "log" | "lines")) => section = name.to_string(),
+                    Some("dialplan") => {
+                        section = "dialplan".to_string();
+                        config.dialplan.get_or_insert_with(DialPlan::new);
+                    }
                     Some("tls") => {
                         section = "tls".to_string();
                         if !cfg!(feature = "tls") {
@@ -330,7 +350,9 @@ impl Config {
                             tls_line = Some(line);
                         }
                     }
-                    Some(other) => fail(format!("unknown section [{other}] (sip, tls, cti, admin, log, lines)")),
+                    Some(other) => {
+                        fail(format!("unknown section [{other}] (sip, tls, cti, admin, log, lines, dialplan)"))
+                    }
                     None => fail(format!("malformed section header {content:?}")),
                 }
                 continue;
@@ -428,6 +450,11 @@ impl Config {
                         tls.peers.push(crate::tls::names::peer_name(value)?)
                     }
                     "tls.handshake_timeout" => tls.handshake_timeout = parse_duration(value)?,
+                    "dialplan.to_node" | "dialplan.to_lync" => {
+                        let direction = if key == "to_node" { Direction::ToNode } else { Direction::ToLync };
+                        let rule = Rule::parse(value)?;
+                        config.dialplan.get_or_insert_with(DialPlan::new).push(direction, rule);
+                    }
                     _ => unreachable!("key list checked above"),
                 }
                 Ok(())
@@ -557,7 +584,7 @@ mod tests {
                 "/etc/ctigw/ctigw.conf:9: duplicate key \"heartbeat_interval\" in [cti] (first on line 7)",
                 "/etc/ctigw/ctigw.conf:10: \"0\" is not a count of 1 or more",
                 "/etc/ctigw/ctigw.conf:11: unknown node option \"mode=fast\" (protocol=csta-xml, mode=ecma354, mode=system-status or mode=system-register)",
-                "/etc/ctigw/ctigw.conf:12: unknown section [bogus] (sip, tls, cti, admin, log, lines)",
+                "/etc/ctigw/ctigw.conf:12: unknown section [bogus] (sip, tls, cti, admin, log, lines, dialplan)",
                 "/etc/ctigw/ctigw.conf:13: expected `key = value`, found \"just text\"",
                 "/etc/ctigw/ctigw.conf:15: \"loud\" is not a log level (error, warn, info, debug, trace)",
                 "/etc/ctigw/ctigw.conf: no CTI node: add `node = address:port` under [cti]",
@@ -580,6 +607,32 @@ mod tests {
         assert_eq!(
             errors,
             ["/etc/ctigw/ctigw.conf:5: unknown CTI protocol \"protocol=ctiqbe\" (protocol=csta-xml)".to_string()]
+        );
+    }
+
+    #[test]
+    fn the_dial_plan_section_and_its_faults_at_their_lines() {
+        let path = Path::new("/etc/ctigw/ctigw.conf");
+        let base = "[sip]\nlisten = 127.0.0.1:5060\n[cti]\nnode = 127.0.0.1:7001\n";
+        assert_eq!(Config::parse(path, base).unwrap().dialplan, None, "no section: no translation");
+        let text = format!(
+            "{base}[dialplan]\nto_node = 1XX\nto_node = +! strip=1 prefix=9011\nto_lync = 1XX prefix=+1425555\n"
+        );
+        let plan = Config::parse(path, &text).unwrap().dialplan.unwrap();
+        assert_eq!(plan.rules(Direction::ToNode).len(), 2);
+        assert_eq!(plan.apply(Direction::ToNode, "+3222220220").as_deref(), Some("90113222220220"));
+        assert_eq!(plan.apply(Direction::ToLync, "101").as_deref(), Some("+1425555101"));
+        let empty = Config::parse(path, &format!("{base}[dialplan]\n")).unwrap().dialplan;
+        assert_eq!(empty, Some(DialPlan::new()), "an empty section: translation on, nothing dialled crosses");
+        let bad = format!("{base}[dialplan]\nto_node = 1XX strip=5\nto_lync = 1AX\nto_nodes = 1\n");
+        let errors: Vec<String> = Config::parse(path, &bad).unwrap_err().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            errors,
+            [
+                "/etc/ctigw/ctigw.conf:6: strip=5 takes more than the 3 characters the pattern 1XX matches at least",
+                "/etc/ctigw/ctigw.conf:7: pattern \"1AX\": 'A' is not a digit, X, N, Z, [set], ! or a leading +",
+                "/etc/ctigw/ctigw.conf:8: unknown key \"to_nodes\" in [dialplan]",
+            ]
         );
     }
 

@@ -45,6 +45,7 @@ pub mod board;
 pub mod config;
 pub mod csta;
 pub mod cti;
+pub mod dialplan;
 pub mod index;
 pub mod io;
 pub mod lines;
