@@ -4,10 +4,15 @@
 //! ```text
 //! # user SIP URI          device            line (tel URI)
 //! sip:alice@example.com   SEPA1B2C3D4E5F6   tel:+14255550101;ext=101
+//! sip:alice@example.com   SEPA9B8C7D6E5F4   tel:+14255550101;ext=101  primary
 //! ```
 //!
 //! `#` starts a comment; blank lines are ignored. A line may appear on many
-//! devices and a device may carry many lines. The gateway reads it into its
+//! devices and a device may carry many lines. The device is the telephone
+//! system's name for it, as its CTI interface spells it (`SEP...`, `101`,
+//! `N<+14255550101>;noa=nk`). When a user's line is on several devices,
+//! the one marked `primary` is the one controlled unless Lync names
+//! another (`;device=` in its line URI). The gateway reads it into its
 //! tables; the simulator reads the same format for its telephone system.
 
 use core::fmt;
@@ -25,6 +30,8 @@ pub struct Assignment<'a> {
     pub line: &'a str,
     /// The line, normalised.
     pub number: Number,
+    /// Marked `primary`: the device controlled when Lync names none.
+    pub primary: bool,
     /// Where in the file (1-based).
     pub line_number: usize,
 }
@@ -41,8 +48,10 @@ pub struct LineError {
 /// The faults a line can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineErrorKind {
-    /// Not three fields.
+    /// Not three fields (and an optional fourth).
     FieldCount(usize),
+    /// A fourth field other than `primary`.
+    BadFlag,
     /// The user is not a `sip:` or `sips:` URI.
     BadUser,
     /// The line is not a number.
@@ -53,8 +62,13 @@ impl fmt::Display for LineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
             LineErrorKind::FieldCount(n) => {
-                write!(f, "{}: expected 3 fields (user device line), found {n}", self.line_number)
+                write!(
+                    f,
+                    "{}: expected 3 fields (user device line) and an optional `primary`, found {n}",
+                    self.line_number
+                )
             }
+            LineErrorKind::BadFlag => write!(f, "{}: the fourth field can only be `primary`", self.line_number),
             LineErrorKind::BadUser => write!(f, "{}: the user must be a sip: or sips: URI", self.line_number),
             LineErrorKind::BadLine(e) => write!(f, "{}: the line is not a telephone number: {e}", self.line_number),
         }
@@ -73,16 +87,22 @@ pub fn parse(text: &str) -> impl Iterator<Item = Result<Assignment<'_>, LineErro
         }
         let fail = |kind| Some(Err(LineError { line_number, kind }));
         let mut fields = content.split_whitespace();
-        let (Some(user), Some(device), Some(line), None) = (fields.next(), fields.next(), fields.next(), fields.next())
+        let (Some(user), Some(device), Some(line), flag, None) =
+            (fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
         else {
             return fail(LineErrorKind::FieldCount(content.split_whitespace().count()));
+        };
+        let primary = match flag {
+            None => false,
+            Some(f) if f.eq_ignore_ascii_case("primary") => true,
+            Some(_) => return fail(LineErrorKind::BadFlag),
         };
         let lower = user.get(..5).unwrap_or("").to_ascii_lowercase();
         if !(lower.starts_with("sip:") || lower.starts_with("sips:")) || !user.contains('@') {
             return fail(LineErrorKind::BadUser);
         }
         match Number::parse(line) {
-            Ok(number) => Some(Ok(Assignment { user, device, line, number, line_number })),
+            Ok(number) => Some(Ok(Assignment { user, device, line, number, primary, line_number })),
             Err(e) => fail(LineErrorKind::BadLine(e)),
         }
     })
@@ -107,17 +127,20 @@ mod tests {
 
     #[test]
     fn every_bad_line_is_reported_with_its_number() {
-        let text = "# comment\n\nsip:a@x D1 tel:101\nsip:b@x D2\nbob D3 tel:103\nsip:c@x D4 tel:abc # bad\nsip:d@x D5 tel:105 extra\n";
+        let text = "# comment\n\nsip:a@x D1 tel:101\nsip:b@x D2\nbob D3 tel:103\nsip:c@x D4 tel:abc # bad\nsip:d@x D5 tel:105 extra\n\
+                    sip:e@x D6 tel:106 primary more\nsip:f@x N<+14255550107>;noa=nk tel:107 PRIMARY\n";
         let errors: Vec<String> = parse(text).filter_map(Result::err).map(|e| e.to_string()).collect();
         assert_eq!(
             errors,
             [
-                "4: expected 3 fields (user device line), found 2",
+                "4: expected 3 fields (user device line) and an optional `primary`, found 2",
                 "5: the user must be a sip: or sips: URI",
                 "6: the line is not a telephone number: the number has a character that is not a digit",
-                "7: expected 3 fields (user device line), found 4",
+                "7: the fourth field can only be `primary`",
+                "8: expected 3 fields (user device line) and an optional `primary`, found 5",
             ]
         );
-        assert_eq!(parse(text).filter(Result::is_ok).count(), 1);
+        let good: Vec<_> = parse(text).filter_map(Result::ok).map(|a| (a.device, a.primary)).collect();
+        assert_eq!(good, [("D1", false), ("N<+14255550107>;noa=nk", true)]);
     }
 }

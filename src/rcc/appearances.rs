@@ -16,11 +16,30 @@ struct Entry {
     device: Box<str>,
     line: Box<str>,
     number: Number,
+    primary: bool,
 }
 
 /// The assignments, sorted by user.
 pub struct Appearances {
     entries: Vec<Entry>,
+}
+
+/// The value of a `;device=` parameter of a line URI
+/// (`tel:73124;phone-context=dialstring;device=SEPA1B2C3D4E5F6`), as Cisco
+/// deployments name which phone of a shared line Lync controls.
+pub fn device_param(uri: &str) -> Option<&str> {
+    let uri = uri.split_once('@').map_or(uri, |(user, _)| user);
+    uri.split(';').skip(1).find_map(|p| {
+        let (name, value) = p.split_once('=')?;
+        name.trim().eq_ignore_ascii_case("device").then(|| value.trim().trim_end_matches('>'))
+    })
+}
+
+/// Two spellings of one device of the telephone system: equal names
+/// (ASCII case ignored), or the same number inside `N<...>`.
+fn same_device(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+        || crate::dialplan::device_key(a).eq_ignore_ascii_case(crate::dialplan::device_key(b))
 }
 
 /// The part of a user URI that identifies the user: without URI
@@ -48,6 +67,7 @@ impl Appearances {
                     device: a.device.into(),
                     line: a.line.into(),
                     number: a.number,
+                    primary: a.primary,
                 }),
                 Err(e) => errors.push(e),
             }
@@ -82,14 +102,43 @@ impl Appearances {
     }
 
     /// The line a session of `user` controls: `requested` (Lync's
-    /// `lcs:line`) if it is assigned to the user, the user's first line
-    /// when nothing is requested; `None` when the request names a line the
-    /// user does not have.
-    pub fn line_for(&self, user: &str, requested: Option<&Number>) -> Option<&str> {
-        let mine = self.of(user);
+    /// `lcs:line`) if it is assigned to the user (on `device`, when Lync
+    /// names one with `;device=`), the user's first line when nothing is
+    /// requested; `None` when the request names a line or device the user
+    /// does not have.
+    pub fn line_for(&self, user: &str, requested: Option<&Number>, device: Option<&str>) -> Option<&str> {
         match requested {
-            Some(n) => mine.iter().find(|e| e.number.matches(n)).map(|e| &*e.line),
-            None => mine.first().map(|e| &*e.line),
+            Some(n) => self.appearance(user, n, device).map(|e| &*e.line),
+            None => self.of(user).first().map(|e| &*e.line),
+        }
+    }
+
+    /// The user's appearance of line `number`: on `device` if named, else
+    /// the one marked primary, else the first.
+    fn appearance(&self, user: &str, number: &Number, device: Option<&str>) -> Option<&Entry> {
+        let mut on_line = self.of(user).iter().filter(|e| e.number.matches(number));
+        match device {
+            Some(d) => on_line.find(|e| same_device(&e.device, d)),
+            None => {
+                let first = on_line.clone().next();
+                on_line.find(|e| e.primary).or(first)
+            }
+        }
+    }
+
+    /// The telephone system's name for the device the user controls when
+    /// Lync names `device` (a line URI, or a device by name): the device
+    /// of the user's appearance of that line, chosen by `;device=` in
+    /// `device` or else in `session_line` (the line the session was
+    /// opened for), else the primary one. `None` when the user has no such
+    /// line or device.
+    pub fn node_device(&self, user: &str, device: &str, session_line: &str) -> Option<&str> {
+        match Number::parse(device) {
+            Ok(n) => {
+                let wanted = device_param(device).or_else(|| device_param(session_line));
+                self.appearance(user, &n, wanted).map(|e| &*e.device)
+            }
+            Err(_) => self.of(user).iter().find(|e| same_device(&e.device, device)).map(|e| &*e.device),
         }
     }
 
@@ -100,7 +149,7 @@ impl Appearances {
         let mine = self.of(user);
         match Number::parse(device) {
             Ok(n) => mine.iter().any(|e| e.number.matches(&n)),
-            Err(_) => mine.iter().any(|e| e.device.eq_ignore_ascii_case(device.trim())),
+            Err(_) => mine.iter().any(|e| same_device(&e.device, device)),
         }
     }
 
@@ -145,11 +194,49 @@ mod tests {
     #[test]
     fn the_line_of_a_session() {
         let a = demo();
-        assert_eq!(a.line_for("sip:alice@example.com", None), Some("tel:+14255550101;ext=101"));
-        assert_eq!(a.line_for("sip:carol@example.com", Some(&n("tel:199"))), Some("tel:+14255550199;ext=199"));
-        assert_eq!(a.line_for("sip:alice@example.com", Some(&n("tel:102"))), None);
-        assert_eq!(a.line_for("sip:nobody@example.com", None), None);
+        assert_eq!(a.line_for("sip:alice@example.com", None, None), Some("tel:+14255550101;ext=101"));
+        assert_eq!(a.line_for("sip:carol@example.com", Some(&n("tel:199")), None), Some("tel:+14255550199;ext=199"));
+        assert_eq!(
+            a.line_for("sip:carol@example.com", Some(&n("tel:199")), Some("SEPC1B2C3D4E5F6")),
+            Some("tel:+14255550199;ext=199")
+        );
+        assert_eq!(
+            a.line_for("sip:carol@example.com", Some(&n("tel:199")), Some("SEPD1B2C3D4E5F6")),
+            None,
+            "dave's phone"
+        );
+        assert_eq!(a.line_for("sip:alice@example.com", Some(&n("tel:102")), None), None);
+        assert_eq!(a.line_for("sip:nobody@example.com", None, None), None);
         assert!(a.knows("sip:dave@example.com") && !a.knows("sip:eve@example.com"));
+    }
+
+    #[test]
+    fn the_device_of_a_line_on_several_phones() {
+        // A Cisco-style line on a desk phone and a soft phone, the soft
+        // phone primary; carol's other line is on one phone; an
+        // OpenScape-style user whose device is the number itself.
+        let a = Appearances::parse(
+            "sip:carol@example.com SEPC1B2C3D4E5F6 tel:73124;phone-context=dialstring\n\
+             sip:carol@example.com CSFCAROL tel:73124;phone-context=dialstring primary\n\
+             sip:carol@example.com SEPC1B2C3D4E5F6 tel:73125\n\
+             sip:erin@example.com N<+14255550105>;noa=nk tel:+14255550105;ext=105\n",
+        )
+        .unwrap();
+        let carol = "sip:carol@example.com";
+        let line = "tel:73124;phone-context=dialstring;partition=BE_BRS_INT";
+        assert_eq!(a.node_device(carol, line, line), Some("CSFCAROL"), "the primary one");
+        let on_desk = "tel:73124;phone-context=dialstring;partition=BE_BRS_INT;device=SEPC1B2C3D4E5F6";
+        assert_eq!(a.node_device(carol, on_desk, on_desk), Some("SEPC1B2C3D4E5F6"), "Lync's choice");
+        assert_eq!(a.node_device(carol, "tel:73124", on_desk), Some("SEPC1B2C3D4E5F6"), "the session's choice");
+        assert_eq!(a.node_device(carol, "tel:73125", line), Some("SEPC1B2C3D4E5F6"), "her other line");
+        assert_eq!(a.node_device(carol, "tel:73124;device=SEPFFFFFFFFFFFF", line), None, "not her phone");
+        assert_eq!(a.node_device(carol, "sepc1b2c3d4e5f6", line), Some("SEPC1B2C3D4E5F6"), "by name");
+        assert_eq!(a.node_device(carol, "tel:73126", line), None);
+        let erin = "sip:erin@example.com";
+        assert_eq!(a.node_device(erin, "tel:+14255550105;ext=105", "tel:105"), Some("N<+14255550105>;noa=nk"));
+        assert!(a.may_control(erin, "N<+14255550105>;displayNumber=+14255550105;noa=nk"), "another spelling");
+        assert_eq!(device_param("sip:+14255550101;device=SEP1@example.com;user=phone"), Some("SEP1"));
+        assert_eq!(device_param("tel:101;ext=101"), None);
     }
 
     #[test]

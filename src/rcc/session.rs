@@ -34,8 +34,12 @@ pub const MAX_XREF: usize = 32;
 pub struct Session {
     /// The user (the INVITE's From URI).
     pub user: String<MAX_URI>,
-    /// The line the session controls.
+    /// The line the session controls, as the line file writes it.
     pub line: String<MAX_URI>,
+    /// The same line as Lync wrote it in the INVITE (`lcs:line`), which
+    /// goes back to Lync byte for byte where the node names the user's
+    /// device; the line file's spelling when Lync named none.
+    pub line_as_sent: String<MAX_URI>,
     /// The CSTA edition Lync spoke in the INVITE.
     pub namespace: Namespace,
     /// The SIP dialog with Lync.
@@ -98,6 +102,7 @@ impl Session {
         Session {
             user: String::new(),
             line: String::new(),
+            line_as_sent: String::new(),
             namespace: Namespace::Ed3,
             dialog: Dialog {
                 call_id: String::new(),

@@ -100,11 +100,16 @@ impl Gateway {
         if from_header.tag().is_none() {
             return self.respond(from, m, 400, "Bad Request: no tag in From", None, |_| Ok(()));
         }
-        let mut scratch = [0u8; 128];
-        let requested = match line.map(|l| l.unescape_into(&mut scratch).map(Number::parse)) {
+        let mut scratch = [0u8; MAX_URI];
+        let line_as_sent = match line.map(|l| l.unescape_into(&mut scratch)) {
             None => None,
-            Some(Ok(Ok(n))) => Some(n),
-            Some(_) => {
+            Some(Ok(text)) => Some(text),
+            Some(Err(_)) => return self.respond(from, m, 400, "Bad Request: lcs:line too long", None, |_| Ok(())),
+        };
+        let requested = match line_as_sent.map(Number::parse) {
+            None => None,
+            Some(Ok(n)) => Some(n),
+            Some(Err(_)) => {
                 return self.respond(from, m, 400, "Bad Request: lcs:line is not a telephone number", None, |_| Ok(()));
             }
         };
@@ -113,11 +118,20 @@ impl Gateway {
             log::info!("{from}: INVITE refused: unknown user {user}");
             return self.respond(from, m, 403, "Forbidden: unknown user", None, |_| Ok(()));
         }
-        let Some(line) = self.appearances.line_for(user, requested.as_ref()).and_then(copy_str::<MAX_URI>) else {
+        let device = line_as_sent.and_then(device_param);
+        let Some(line) = self.appearances.line_for(user, requested.as_ref(), device).and_then(copy_str::<MAX_URI>)
+        else {
             self.counters.refused_user += 1;
+            if let Some(device) = device {
+                log::info!("{from}: INVITE refused: {user} asked for a line on device {device}, not assigned to them");
+                let reason = "Forbidden: line not assigned to the user on that device";
+                return self.respond(from, m, 403, reason, None, |_| Ok(()));
+            }
             log::info!("{from}: INVITE refused: {user} asked for a line not assigned to them");
             return self.respond(from, m, 403, "Forbidden: line not assigned to the user", None, |_| Ok(()));
         };
+        // The line as Lync wrote it goes back to Lync byte for byte.
+        let line_as_sent = line_as_sent.map_or(Some(line.clone()), copy_str::<MAX_URI>).unwrap_or_default();
         let session_expires = match session_expires(m) {
             Ok(se) => se,
             Err(()) => return self.respond(from, m, 400, "Bad Request: malformed Session-Expires", None, |_| Ok(())),
@@ -164,6 +178,7 @@ impl Gateway {
             s.dialog.remote_target = fields.remote_target;
             s.dialog.routes = fields.routes;
             s.line = line.clone();
+            s.line_as_sent = line_as_sent;
             s.dialog.peer = from;
             s.namespace = namespace;
             s.node.slot = slot;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use heapless::String;
 
-use super::appearances::{Appearances, user_key};
+use super::appearances::{Appearances, device_param, user_key};
 use super::session::{self, MAX_CALL_ID, MAX_MONITORS, MAX_ROUTE, MAX_ROUTES, MAX_TAG, MAX_URI, Sessions};
 use super::{Peer, Transport};
 use crate::board;
