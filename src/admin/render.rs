@@ -151,8 +151,9 @@ const INVITE_REFUSALS: [(&str, GatewayCounter); 5] = [
 ];
 
 /// In-session request refusals by cause.
-const REQUEST_REFUSALS: [(&str, GatewayCounter); 3] = [
+const REQUEST_REFUSALS: [(&str, GatewayCounter); 4] = [
     ("privilege_violation", |c| c.privilege_violations),
+    ("dial_plan", |c| c.dialplan_refusals),
     ("cti_node_down", |c| c.node_down_refusals),
     ("event_backlog", |c| c.backlog_refusals),
 ];

@@ -41,6 +41,11 @@ const fn code(category: ErrorCategory, value: &'static str) -> ErrorCode<'static
 impl ErrorCode<'static> {
     /// The device is not known to the switch, or not to this user.
     pub const INVALID_DEVICE_ID: Self = code(ErrorCategory::Operation, "invalidDeviceID");
+    /// The number to call is not one the dial plan lets through (ECMA-269
+    /// invalidCalledDevice).
+    pub const INVALID_CALLED_DEVICE: Self = code(ErrorCategory::Operation, "invalidCalledDevice");
+    /// The forwarding destination is not one the dial plan lets through.
+    pub const INVALID_FORWARDING_DESTINATION: Self = code(ErrorCategory::Operation, "invalidForwardingDestination");
     /// The call is not known.
     pub const INVALID_CALL_ID: Self = code(ErrorCategory::Operation, "invalidCallID");
     /// The connection is not known.

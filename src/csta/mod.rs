@@ -9,6 +9,7 @@
 //! allocates.
 
 pub mod cause;
+mod devices;
 mod error_code;
 mod event;
 mod request;
@@ -21,6 +22,7 @@ mod xml;
 
 use core::fmt;
 
+pub use devices::DeviceRole;
 pub use error_code::{ErrorCategory, ErrorCode};
 pub use event::{CallEvent, CallEventKind, DoNotDisturbEvent, Event, ForwardingEvent, MAX_EVENT_CONNECTIONS};
 pub use request::Request;

@@ -80,17 +80,33 @@ fn reload(path: &Path, running: &mut Config, gw: &mut Gateway) {
         log::set_max_level(new.log_level);
     }
     log::info!(
-        "reload: {} line appearances from {}, {} trusted source ranges; {} sessions kept",
+        "reload: {} line appearances from {}, {}, {} trusted source ranges; {} sessions kept",
         appearances.len(),
         new.lines_file.display(),
+        describe_dialplan(new.dialplan.as_ref()),
         new.trusted.len(),
         gw.session_count()
     );
     gw.set_appearances(appearances);
+    gw.set_dialplan(new.dialplan.clone());
     gw.set_trusted(new.trusted.clone());
     running.trusted = new.trusted;
     running.log_level = new.log_level;
     running.lines_file = new.lines_file;
+    running.dialplan = new.dialplan;
+}
+
+/// The dial plan in a few words, for the log.
+fn describe_dialplan(plan: Option<&crate::dialplan::DialPlan>) -> String {
+    use crate::dialplan::Direction;
+    match plan {
+        None => "no dial plan (Lync's names pass unchanged)".to_string(),
+        Some(p) => format!(
+            "a dial plan of {} to_node and {} to_lync rules",
+            p.rules(Direction::ToNode).len(),
+            p.rules(Direction::ToLync).len()
+        ),
+    }
 }
 
 /// Runs the gateway until SIGTERM or SIGINT: binds the sockets, starts the
@@ -108,7 +124,8 @@ pub fn run(path: PathBuf, mut config: Config, appearances: Appearances, tls: Opt
     let mut sizes = GatewayConfig::new(&config.sip_host, port, config.trusted.clone());
     sizes.sessions = config.sessions;
     sizes.tls_port = config.tls.as_ref().map(|t| t.listen[0].port());
-    let gateway = Gateway::new(Instant::now(), sizes, appearances, nodes);
+    let mut gateway = Gateway::new(Instant::now(), sizes, appearances, nodes);
+    gateway.set_dialplan(config.dialplan.clone());
     let ex = Rc::new(LocalExecutor::new());
     smol::block_on(ex.run(async {
         let mut listeners = Vec::new();
@@ -156,7 +173,7 @@ pub fn run(path: PathBuf, mut config: Config, appearances: Appearances, tls: Opt
             }
         }
         log::info!(
-            "ctigw {} listening for SIP on {} (UDP and TCP){}, {} CTI nodes, {} line appearances",
+            "ctigw {} listening for SIP on {} (UDP and TCP){}, {} CTI nodes, {} line appearances, {}",
             env!("CARGO_PKG_VERSION"),
             config.sip_listen.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             config.tls.as_ref().map_or(String::new(), |t| {
@@ -164,7 +181,8 @@ pub fn run(path: PathBuf, mut config: Config, appearances: Appearances, tls: Opt
                 format!(" and {addrs} (TLS, {} trusted peers)", t.peers.len())
             }),
             config.nodes.len(),
-            driver.core().gw.appearances().len()
+            driver.core().gw.appearances().len(),
+            describe_dialplan(config.dialplan.as_ref())
         );
         notify_systemd("READY=1");
         let why = loop {

@@ -8,6 +8,7 @@
 pub mod appearances;
 mod gateway;
 pub mod session;
+pub mod translate;
 
 pub use crate::transport::{ConnId, Peer, Transport};
 pub use gateway::{Counters, Deferrable, Gateway, GatewayConfig, Transmit};

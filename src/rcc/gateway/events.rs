@@ -48,6 +48,20 @@ impl Gateway {
             log::debug!("{slot}: event for unknown monitor {xref} dropped");
             return;
         };
+        // The dial plan: the event in Lync's names.
+        let (mut arena_buf, translated);
+        let event = match (&self.dialplan, self.sessions.get(h)) {
+            (Some(plan), Some(s)) => {
+                arena_buf = [0u8; ARENA_SIZE];
+                let mut arena = Arena::new(&mut arena_buf);
+                let t = Translation { plan, appearances: &self.appearances, user: &s.user, line: &s.line_as_sent };
+                let mut e = event.clone();
+                t.event_to_lync(&mut e, &mut arena);
+                translated = e;
+                &translated
+            }
+            _ => event,
+        };
         self.send_in_dialog(h, ClientKind::EventInfo, Some(event));
     }
 

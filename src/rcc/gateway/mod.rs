@@ -25,11 +25,13 @@ use heapless::String;
 
 use super::appearances::{Appearances, device_param, user_key};
 use super::session::{self, MAX_CALL_ID, MAX_MONITORS, MAX_ROUTE, MAX_ROUTES, MAX_TAG, MAX_URI, Sessions};
+use super::translate::{ARENA_SIZE, Arena, Translation};
 use super::{Peer, Transport};
 use crate::board;
 use crate::config::Cidr;
 use crate::csta::{self, ErrorCode, Message as Csta, Namespace, Request, Response, Service, Services, SystemStatus};
 use crate::cti::{CtiEvent, Incoming, LinkAction, LinkEvent, LinkState, Nodes, RequestTag, SlotId};
+use crate::dialplan::DialPlan;
 use crate::index::Index;
 use crate::outbuf::{OutBuf, Overflow};
 use crate::pool::{Handle, Pool};
@@ -155,6 +157,9 @@ pub struct Counters {
     /// Relayed requests refused because Lync is not taking its events as
     /// fast as they come (too many event INFOs waiting).
     pub backlog_refusals: u64,
+    /// Requests refused because a number to call matched no `to_node`
+    /// rule of the dial plan (or a device did not translate).
+    pub dialplan_refusals: u64,
     /// Event INFOs, BYEs and answers held back because their stream
     /// connection's transmit buffer was full (sent once it drained).
     pub deferred: u64,
@@ -169,6 +174,8 @@ pub struct Counters {
 pub struct Gateway {
     config: GatewayConfig,
     appearances: Appearances,
+    /// Number and device translation; `None`: names pass unchanged.
+    dialplan: Option<DialPlan>,
     nodes: Box<Nodes>,
     sessions: Sessions,
     pending: Pool<Pending>,
@@ -233,6 +240,7 @@ impl Gateway {
         let anyone = Peer { addr: "0.0.0.0:0".parse().expect("literal address"), transport: Transport::Udp };
         Box::new(Gateway {
             appearances,
+            dialplan: None,
             nodes,
             sessions: Sessions::new(config.sessions, now),
             pending: Pool::new(config.pending, || Pending {
@@ -313,6 +321,17 @@ impl Gateway {
     /// Replaces the line appearances (a reload); sessions are kept.
     pub fn set_appearances(&mut self, appearances: Appearances) {
         self.appearances = appearances;
+    }
+
+    /// The dial plan in force, if names are translated.
+    pub fn dialplan(&self) -> Option<&DialPlan> {
+        self.dialplan.as_ref()
+    }
+
+    /// Replaces the dial plan (at boot, and on reload); sessions are kept,
+    /// and their next request and event use the new rules.
+    pub fn set_dialplan(&mut self, dialplan: Option<DialPlan>) {
+        self.dialplan = dialplan;
     }
 
     /// Replaces the trusted sources (a reload); sessions are kept.

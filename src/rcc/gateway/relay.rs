@@ -121,6 +121,28 @@ impl Gateway {
         if let Some(code) = verdict {
             return self.answer_csta(from, m, namespace, &refuse(code));
         }
+        // The dial plan: the request in the node's names, or refused here.
+        let mut arena_buf;
+        let request = match &self.dialplan {
+            None => *request,
+            Some(plan) => {
+                arena_buf = [0u8; ARENA_SIZE];
+                let mut arena = Arena::new(&mut arena_buf);
+                let s = self.sessions.get(h).expect("checked by the caller");
+                let t = Translation { plan, appearances: &self.appearances, user: &s.user, line: &s.line_as_sent };
+                let mut translated = *request;
+                if let Err(code) = t.request_to_node(&mut translated, &mut arena) {
+                    self.counters.dialplan_refusals += 1;
+                    log::info!(
+                        "{user}: {} refused: {}: no dial plan rule or appearance for it",
+                        request.service().request_name(),
+                        code.value
+                    );
+                    return self.answer_csta(from, m, namespace, &refuse(code));
+                }
+                translated
+            }
+        };
         let bytes = m.as_bytes();
         let Some((p, pending)) = self.pending.alloc().filter(|(_, p)| bytes.len() <= p.request.len()) else {
             log::warn!("{user}: {} refused: too many requests waiting for the nodes", request.service().request_name());
@@ -135,7 +157,7 @@ impl Gateway {
         if let (Some(key), false) = (key, from.transport.is_reliable()) {
             self.pending_index.insert(key, p.index);
         }
-        match self.nodes.send_request(self.now, slot, RequestTag(p.pack()), request) {
+        match self.nodes.send_request(self.now, slot, RequestTag(p.pack()), &request) {
             Ok(_) => self.counters.relayed += 1,
             Err(e) => {
                 self.forget_pending(p);
@@ -187,6 +209,20 @@ impl Gateway {
                 _ => {}
             }
             let queued = self.out.count;
+            // The dial plan: the answer in Lync's names.
+            let (mut arena_buf, translated);
+            let answer = match (answer, &self.dialplan, self.sessions.get(session)) {
+                (Ok(Csta::Response(response)), Some(plan), Some(s)) => {
+                    arena_buf = [0u8; ARENA_SIZE];
+                    let mut arena = Arena::new(&mut arena_buf);
+                    let t = Translation { plan, appearances: &self.appearances, user: &s.user, line: &s.line_as_sent };
+                    let mut r = response.clone();
+                    t.response_to_lync(&mut r, &mut arena);
+                    translated = Csta::Response(r);
+                    Ok(&translated)
+                }
+                _ => answer,
+            };
             match answer {
                 Ok(message) => self.answer_csta(from, &m, namespace, message),
                 Err(code) => self.answer_csta(from, &m, namespace, &Csta::Error(code)),
