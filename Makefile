@@ -10,7 +10,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := sip_message sip_stream csta_document gateway
 TESTDATA     ?= $(abspath $(or $(CTIGW_TESTDATA),../shared/testdata))
 
-.PHONY: help build cross cross-deps package figures soak run demo deps test test-arm test-board lint bench fuzz fuzz-build clean
+.PHONY: help build cross cross-deps package figures soak run run-pbx demo deps test test-arm test-board lint bench fuzz fuzz-build clean
 
 # The board's cross linker, emulator and packages (board/<name>/board.mk),
 # and the environment that makes cargo use them: the linker, qemu-user as
@@ -26,6 +26,7 @@ BOARD_ENV  := CTIGW_BOARD=$(BOARD) CARGO_PROFILE_RELEASE_OPT_LEVEL=$(OPT_LEVEL) 
 
 help:
 	@echo "make run          build and start the gateway and two simulated CTI nodes (Ctrl-C stops all)"
+	@echo "make run-pbx      the same against PBX-style nodes (dial-plan device ids, N<...> forms) with config/pbx.conf"
 	@echo "make demo         one scripted user against make run (or a stack of its own): the SIP/CSTA ladder"
 	@echo "make test         every test: unit, integration, property, doc, benches once"
 	@echo "make deps         install the real peers the tests use: sipp, tshark (Debian, as root)"
@@ -100,6 +101,21 @@ run:
 	echo "       users and lines: config/lines.conf; try 'make demo' in another terminal; Ctrl-C stops"; \
 	echo "       admin: curl 127.0.0.1:8080/healthz  /metrics  /nodes  /sessions"; echo; \
 	$(BIN)/ctigw --config config/ctigw.conf
+
+# As `make run`, the nodes shaped as an OpenScape-class PBX: devices named
+# by the dial plan, the switch speaking first; the gateway translates by
+# config/pbx.conf's [dialplan].
+PBX_SIMS := $(BIN)/ctigw-sim --listen 127.0.0.1:7001 --control 127.0.0.1:7101 --lines config/pbx-lines.conf --naming openscape --speaks-first >/dev/null & s1=$$!; \
+        $(BIN)/ctigw-sim --listen 127.0.0.1:7002 --control 127.0.0.1:7102 --lines config/pbx-lines.conf --naming openscape --speaks-first >/dev/null & s2=$$!; \
+        trap 'kill $$s1 $$s2 $$gw 2>/dev/null; wait' INT TERM EXIT;
+
+run-pbx:
+	$(CARGO) build --release --locked --bins
+	@$(PBX_SIMS) \
+	sleep 0.3; \
+	echo; echo "ctigw: SIP on 127.0.0.1:5060 (UDP and TCP); PBX-style CTI nodes 127.0.0.1:7001 and :7002"; \
+	echo "       users and devices: config/pbx-lines.conf; dial plan: config/pbx.conf; Ctrl-C stops"; echo; \
+	$(BIN)/ctigw --config config/pbx.conf
 
 # One scripted user through sign-in, monitor, make call, hold, retrieve,
 # transfer and hang-up, printing the ladder; against `make run` if it is

@@ -77,11 +77,12 @@ fn main() -> ExitCode {
     };
     if check_only {
         println!(
-            "{}: ok ({} CTI nodes, {} line appearances in {})",
+            "{}: ok ({} CTI nodes, {} line appearances in {}, {})",
             path.display(),
             config.nodes.len(),
             appearances.len(),
-            config.lines_file.display()
+            config.lines_file.display(),
+            ctigw::io::service::describe_dialplan(config.dialplan.as_ref())
         );
         return ExitCode::SUCCESS;
     }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use ctigw::cti::frame;
 use ctigw::outbuf::OutBuf;
 use ctigw::sim::node::{Faults, Node};
-use ctigw::sim::switch::{LinkId, Output, Outside, Switch};
+use ctigw::sim::switch::{LinkId, Naming, Output, Outside, Switch};
 use smol::channel::{Receiver, Sender};
 use smol::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use smol::net::{TcpListener, TcpStream};
@@ -43,9 +43,15 @@ const USAGE: &str = "\
 usage: ctigw-sim [--listen ADDR] [--control ADDR] [--lines FILE]
                  [--outside answer=MS|busy|noanswer] [--ring-timeout MS]
                  [--silent-heartbeats] [--delay MS] [--refuse] [--speaks-first]
+                 [--naming uri|extensions|openscape]
 
 defaults: --listen 127.0.0.1:7001 --control 127.0.0.1:7101
           --lines config/sim-lines.conf --outside answer=1000 --ring-timeout 30000
+--naming: how the switch names devices. uri (the default) takes Lync's
+line URIs as they come; extensions is a PBX of plain extension numbers
+(the line file's device column, `101`) that refuses URIs; openscape writes
+devices as `N<number>;noa=nk` and adds private data to its events. With a
+PBX naming, the gateway needs a [dialplan].
 With port 0 the system picks a port; the addresses in use are printed on
 stdout as `LISTEN <addr>` and `CONTROL <addr>` once the simulator is ready.";
 
@@ -57,6 +63,7 @@ struct Options {
     ring_timeout: Duration,
     faults: Faults,
     speaks_first: bool,
+    naming: Naming,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -68,6 +75,7 @@ fn parse_args() -> Result<Options, String> {
         ring_timeout: Duration::from_secs(30),
         faults: Faults::default(),
         speaks_first: false,
+        naming: Naming::Uri,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -97,6 +105,11 @@ fn parse_args() -> Result<Options, String> {
             "--silent-heartbeats" => o.faults.silent_heartbeats = true,
             "--refuse" => o.faults.refuse = true,
             "--speaks-first" => o.speaks_first = true,
+            "--naming" => {
+                let v = value("--naming")?;
+                o.naming =
+                    Naming::parse(&v).ok_or(format!("--naming: expected uri, extensions or openscape, not {v}"))?;
+            }
             "--help" | "-h" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -334,6 +347,7 @@ fn main() -> ExitCode {
     }
     let mut switch = Switch::new(assignments.iter().map(|(l, d)| (l.as_str(), d.as_str())), options.outside);
     switch.set_ring_timeout(options.ring_timeout);
+    switch.set_naming(options.naming);
 
     let (timers_changed, timers_rx) = smol::channel::bounded(1);
     let (refuse_changed, refuse_rx) = smol::channel::bounded(1);

@@ -97,7 +97,7 @@ fn reload(path: &Path, running: &mut Config, gw: &mut Gateway) {
 }
 
 /// The dial plan in a few words, for the log.
-fn describe_dialplan(plan: Option<&crate::dialplan::DialPlan>) -> String {
+pub fn describe_dialplan(plan: Option<&crate::dialplan::DialPlan>) -> String {
     use crate::dialplan::Direction;
     match plan {
         None => "no dial plan (Lync's names pass unchanged)".to_string(),

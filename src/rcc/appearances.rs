@@ -8,6 +8,7 @@
 
 use core::cmp::Ordering;
 
+use crate::dialplan::device_key;
 use crate::lines::{self, LineError};
 use crate::tel::Number;
 
@@ -19,9 +20,11 @@ struct Entry {
     primary: bool,
 }
 
-/// The assignments, sorted by user.
+/// The assignments, sorted by user, with an index by device.
 pub struct Appearances {
     entries: Vec<Entry>,
+    /// Entry positions, sorted by device key (ASCII case ignored).
+    by_device: Vec<u32>,
 }
 
 /// The value of a `;device=` parameter of a line URI
@@ -76,7 +79,11 @@ impl Appearances {
             return Err(errors);
         }
         entries.sort_by(|a, b| cmp_ignore_case(&a.user, &b.user));
-        Ok(Appearances { entries })
+        let mut by_device: Vec<u32> = (0..entries.len() as u32).collect();
+        by_device.sort_by(|&a, &b| {
+            cmp_ignore_case(device_key(&entries[a as usize].device), device_key(&entries[b as usize].device))
+        });
+        Ok(Appearances { entries, by_device })
     }
 
     /// Assignments held.
@@ -124,6 +131,25 @@ impl Appearances {
                 on_line.find(|e| e.primary).or(first)
             }
         }
+    }
+
+    /// True when `device` (as the telephone system names it, in any
+    /// spelling) carries the user's line `number`: the devices the node
+    /// may report for the user's own end of a call.
+    pub fn is_device_of(&self, user: &str, number: &Number, device: &str) -> bool {
+        self.of(user).iter().any(|e| e.number.matches(number) && same_device(&e.device, device))
+    }
+
+    /// The line a device of the telephone system carries, as the line
+    /// file writes it (its first, when it carries several): how Lync
+    /// knows a colleague's phone that the node reports by name.
+    pub fn line_of_device(&self, device: &str) -> Option<&str> {
+        let key = device_key(device);
+        let at = self
+            .by_device
+            .partition_point(|&i| cmp_ignore_case(device_key(&self.entries[i as usize].device), key) == Ordering::Less);
+        let e = &self.entries[*self.by_device.get(at)? as usize];
+        device_key(&e.device).eq_ignore_ascii_case(key).then_some(&*e.line)
     }
 
     /// The telephone system's name for the device the user controls when
@@ -236,6 +262,11 @@ mod tests {
         assert_eq!(a.node_device(erin, "tel:+14255550105;ext=105", "tel:105"), Some("N<+14255550105>;noa=nk"));
         assert!(a.may_control(erin, "N<+14255550105>;displayNumber=+14255550105;noa=nk"), "another spelling");
         assert_eq!(device_param("sip:+14255550101;device=SEP1@example.com;user=phone"), Some("SEP1"));
+        assert_eq!(a.line_of_device("N<csfcarol>;noa=nk"), Some("tel:73124;phone-context=dialstring"));
+        assert_eq!(a.line_of_device("SEPC1B2C3D4E5F6"), Some("tel:73124;phone-context=dialstring"));
+        assert_eq!(a.line_of_device("N<+14255550105>"), Some("tel:+14255550105;ext=105"));
+        assert_eq!(a.line_of_device("SEPFFFFFFFFFFFF"), None);
+        assert_eq!(a.line_of_device("ZZZ"), None);
         assert_eq!(device_param("tel:101;ext=101"), None);
     }
 

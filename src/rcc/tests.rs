@@ -904,3 +904,142 @@ fn a_node_that_speaks_first_serves_once_registered() {
     let answer = csta_answer(&alice.info(&mut w, &monitor));
     assert!(matches!(answer, Csta::Response(Response::MonitorStarted { .. })), "{answer:?}");
 }
+
+/// The rig in front of a PBX: config/pbx.conf's dial plan and line file
+/// (devices named `101`, a Cisco-style line on two phones), one node
+/// simulating an OpenScape-class switch (`N<...>` ids, private data in
+/// events, URIs refused) that speaks first.
+fn pbx_world() -> Rig {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config/");
+    let config = crate::config::Config::load(std::path::Path::new(&format!("{dir}pbx.conf"))).unwrap();
+    let text = std::fs::read_to_string(&config.lines_file).unwrap();
+    let appearances = Appearances::parse(&text).unwrap();
+    let assignments: Vec<(String, String)> =
+        crate::lines::parse(&text).map(|a| a.unwrap()).map(|a| (a.line.to_string(), a.device.to_string())).collect();
+    let mut switch = Switch::new(
+        assignments.iter().map(|(l, d)| (l.as_str(), d.as_str())),
+        Outside::Answer(Duration::from_millis(1000)),
+    );
+    switch.set_naming(crate::sim::switch::Naming::OpenScape);
+    let nodes = Nodes::new(Timing::default(), &config.nodes[..1]).unwrap();
+    let trusted = vec![Cidr { addr: "127.0.0.1".parse().unwrap(), prefix: 32 }];
+    let now = Instant::now();
+    let mut gw = Gateway::new(now, GatewayConfig::new("gw.example.com", 5060, trusted), appearances, nodes);
+    gw.set_dialplan(config.dialplan);
+    let mut node = Node::new(switch, Faults::default());
+    node.speaks_first = true;
+    Rig::new(now, gw, vec![node])
+}
+
+fn make_call(calling: &str, called: &str) -> String {
+    format!(
+        "<MakeCall xmlns=\"{NS}\"><callingDevice>{calling}</callingDevice>\
+         <calledDirectoryNumber>{called}</calledDirectoryNumber></MakeCall>"
+    )
+}
+
+fn monitor_start(device: &str) -> String {
+    format!(
+        "<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>{device}</deviceObject></monitorObject></MonitorStart>"
+    )
+}
+
+/// Every device identifier of the event INFOs and answers in `out`.
+fn devices_in(out: &[Message<'static>]) -> Vec<String> {
+    let mut all = Vec::new();
+    for m in out {
+        let mut doc = body_of(m);
+        let mut push = |_, t: &mut csta::Text<'_>| -> Result<(), ()> {
+            all.push(t.to_string());
+            Ok(())
+        };
+        match &mut doc {
+            Csta::Event(e) => e.visit_devices(&mut push).unwrap(),
+            Csta::Response(r) => r.visit_devices(&mut push).unwrap(),
+            _ => {}
+        }
+    }
+    all
+}
+
+#[test]
+fn through_a_pbx_the_dial_plan_names_everything_both_ways() {
+    let mut w = pbx_world();
+    let slot = crate::cti::SlotId::new(0).unwrap();
+    let mut alice = Lync::new("alice@example.com", "p1", udp());
+    assert_eq!(only_response(&alice.invite(&mut w, Some(ALICE_LINE))).status_code(), Some(200));
+    alice.ack(&mut w);
+    // The PBX refuses URIs: MonitorStart only works as the PBX's device.
+    let answer = csta_answer(&alice.info(&mut w, &monitor_start("tel:+14255550101;ext=101")));
+    assert!(matches!(answer, Csta::Response(Response::MonitorStarted { .. })), "{answer:?}");
+
+    let out = alice.info(&mut w, &make_call("tel:+14255550101;ext=101", "tel:+14255559876"));
+    let out = alice.answer_all(&mut w, out);
+    let Csta::Response(Response::Call { call, .. }) = body_of(only_response(&out)) else { panic!("{out:?}") };
+    assert_eq!(call.device.unwrap(), ALICE_LINE, "the MakeCall answer names the line exactly as Lync wrote it");
+    // The PBX dialled 9, 1, ten digits, and names the parties its own way.
+    assert_eq!(
+        w.nodes[0].node.switch().describe_calls(),
+        ["C-0001 N<101>;noa=nk=connected N<914255559876>;noa=nk=alerting"]
+    );
+    let seen = devices_in(&out);
+    assert_eq!(seen.len(), 10);
+    assert!(seen.iter().all(|d| d == ALICE_LINE || d == "tel:+14255559876"), "{seen:?}");
+    assert_eq!(seen.iter().filter(|d| *d == "tel:+14255559876").count(), 4, "Lync sees the far end in E.164");
+    w.advance(1000); // the far end answers
+    let taken = w.take();
+    let established = alice.answer_all(&mut w, taken);
+    assert_eq!(events(&established), ["EstablishedEvent"]);
+    assert!(devices_in(&established).iter().all(|d| d == ALICE_LINE || d == "tel:+14255559876"));
+
+    // A number no rule lets through: refused here, the node never asked.
+    let asked = w.gw.nodes().counters(slot).requests;
+    let answer = csta_answer(&alice.info(&mut w, &make_call(ALICE_LINE, "tel:555")));
+    assert_eq!(answer, Csta::Error(csta::ErrorCode::INVALID_CALLED_DEVICE));
+    assert_eq!(w.gw.nodes().counters(slot).requests, asked, "no node round trip");
+    assert_eq!(w.gw.counters.dialplan_refusals, 1);
+
+    let clear = format!(
+        "<ClearConnection xmlns=\"{NS}\"><connectionToBeCleared><callID>C-0001</callID><deviceID>{ALICE_LINE}</deviceID>\
+         </connectionToBeCleared></ClearConnection>"
+    );
+    let out = alice.info(&mut w, &clear);
+    let out = alice.answer_all(&mut w, out);
+    assert_eq!(events(&out), ["ConnectionClearedEvent"]);
+    assert_eq!(w.nodes[0].node.switch().describe_calls(), Vec::<String>::new());
+}
+
+#[test]
+fn a_cisco_style_line_on_two_phones_and_an_internal_call() {
+    let mut w = pbx_world();
+    let line = "tel:73124;phone-context=dialstring;partition=BE_BRS_INT";
+    let mut erin = Lync::new("erin@example.com", "p2", tcp());
+    assert_eq!(only_response(&erin.invite(&mut w, Some(line))).status_code(), Some(200));
+    erin.ack(&mut w);
+    assert!(matches!(
+        csta_answer(&erin.info(&mut w, &monitor_start(line))),
+        Csta::Response(Response::MonitorStarted { .. })
+    ));
+    let mut alice = Lync::new("alice@example.com", "p3", tls());
+    alice.invite(&mut w, Some("tel:+14255550101;ext=101"));
+    alice.ack(&mut w);
+    csta_answer(&alice.info(&mut w, &monitor_start("tel:101")));
+    // Alice calls erin's number: 73124 is in the plan as it is.
+    let out = alice.info(&mut w, &make_call("tel:101", "tel:73124"));
+    let out = alice.answer_all(&mut w, out);
+    let (to_erin, to_alice): (Vec<_>, Vec<_>) = out.into_iter().partition(|m| m.call_id() == Ok("p2"));
+    assert_eq!(events(&to_alice), ["ServiceInitiatedEvent", "OriginatedEvent", "DeliveredEvent"]);
+    assert_eq!(events(&to_erin), ["DeliveredEvent"]);
+    let seen = devices_in(&to_erin);
+    assert_eq!(seen, [line, line, "tel:+14255550101", line].map(String::from), "erin's own device is her line URI");
+    // Erin's phone, which the PBX names by its device name, reaches alice
+    // as the line it carries.
+    let seen = devices_in(&to_alice);
+    assert!(seen.iter().all(|d| d == ALICE_LINE || d == "tel:73124;phone-context=dialstring"), "{seen:?}");
+    assert_eq!(seen.iter().filter(|d| *d != ALICE_LINE).count(), 4, "{seen:?}");
+    // A ;device= naming a phone that is not hers is refused at sign-in.
+    let mut mallory = Lync::new("erin@example.com", "p4", udp());
+    let out = mallory.invite(&mut w, Some("tel:73124;phone-context=dialstring;device=SEPFFFFFFFFFFFF"));
+    assert_eq!(only_response(&out).status_code(), Some(403));
+    assert_eq!(only_response(&out).reason(), Some("Forbidden: line not assigned to the user on that device"));
+}

@@ -6,8 +6,9 @@
 //! is refused (a CSTA error, no node round trip) when none matches.
 //! Node to Lync: the user's own device becomes the line URI exactly as
 //! Lync wrote it (Lync compares it as a string); other parties go through
-//! the `to_lync` rules and become `tel:` URIs; names that are not numbers
-//! pass as they are. Call and monitor ids are never touched.
+//! the `to_lync` rules and become `tel:` URIs; a colleague's phone named
+//! by name becomes the line the line file gives it; other names pass as
+//! they are. Call and monitor ids are never touched.
 //!
 //! Rewritten identifiers are written into an [`Arena`] the caller lends,
 //! which the rewritten message borrows: nothing allocates.
@@ -16,7 +17,7 @@ use heapless::String;
 
 use super::appearances::Appearances;
 use crate::csta::{DeviceRole, ErrorCode, Event, Request, Response, Text};
-use crate::dialplan::{DialPlan, Direction, device_key, number_of};
+use crate::dialplan::{DialPlan, Direction, number_of};
 use crate::tel::Number;
 
 /// Room for the identifiers one message's rewriting writes.
@@ -102,40 +103,36 @@ impl Translation<'_> {
 
     /// Rewrites a node's answer into Lync's names.
     pub fn response_to_lync<'s>(&self, response: &mut Response<'s>, arena: &mut Arena<'s>) {
-        let own = self.own();
-        let _ = response.visit_devices(|_, text| self.reported(&own, text, arena));
+        let line = Number::parse(self.line).ok();
+        let _ = response.visit_devices(|_, text| self.reported(line.as_ref(), text, arena));
     }
 
     /// Rewrites a node's event into Lync's names.
     pub fn event_to_lync<'s>(&self, event: &mut Event<'s>, arena: &mut Arena<'s>) {
-        let own = self.own();
-        let _ = event.visit_devices(|_, text| self.reported(&own, text, arena));
+        let line = Number::parse(self.line).ok();
+        let _ = event.visit_devices(|_, text| self.reported(line.as_ref(), text, arena));
     }
 
-    /// The user's own device as the node names it, and the line's number.
-    fn own(&self) -> (Option<&str>, Option<Number>) {
-        (self.appearances.node_device(self.user, self.line, self.line), Number::parse(self.line).ok())
-    }
-
-    /// One device a node reports, rewritten; left as it is when it is a
-    /// name, or when the arena is full.
-    fn reported<'s>(
-        &self,
-        (device, line): &(Option<&str>, Option<Number>),
-        text: &mut Text<'s>,
-        arena: &mut Arena<'s>,
-    ) -> Result<(), ()> {
+    /// One device a node reports, rewritten: the user's own (a device of
+    /// theirs carrying the session's line, or the line's number) as the
+    /// line Lync wrote; left as it is when it is a name, or when the
+    /// arena is full.
+    fn reported<'s>(&self, line: Option<&Number>, text: &mut Text<'s>, arena: &mut Arena<'s>) -> Result<(), ()> {
         let mut scratch = [0u8; MAX_DEVICE];
         let Ok(reported) = text.unescape_into(&mut scratch) else { return Ok(()) };
-        let is_device = device.is_some_and(|d| device_key(d).eq_ignore_ascii_case(device_key(reported)));
+        let is_device = line.is_some_and(|l| self.appearances.is_device_of(self.user, l, reported));
         let rewritten = match number_of(reported) {
             _ if is_device => arena.put(&[self.line]),
-            None => return Ok(()),
+            // A colleague's phone by name: the line it carries.
+            None => match self.appearances.line_of_device(reported) {
+                Some(line) => arena.put(&[line]),
+                None => return Ok(()),
+            },
             Some(number) => {
                 let e164 = self.plan.apply(Direction::ToLync, &number).unwrap_or(number);
                 let mut uri: String<40> = String::new();
                 let _ = uri.push_str("tel:").and_then(|()| uri.push_str(&e164));
-                if line.as_ref().is_some_and(|l| Number::parse(&uri).is_ok_and(|n| l.matches(&n))) {
+                if line.is_some_and(|l| Number::parse(&uri).is_ok_and(|n| l.matches(&n))) {
                     arena.put(&[self.line])
                 } else {
                     arena.put(&["tel:", &e164])

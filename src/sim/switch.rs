@@ -18,6 +18,7 @@ use crate::csta::{
     SystemStatus, Text, cause,
 };
 use crate::cti::InvokeId;
+use crate::dialplan::{device_key, number_of};
 use crate::outbuf::OutBuf;
 use crate::tel::Number;
 
@@ -35,6 +36,40 @@ pub struct Output {
     /// The XML document.
     pub body: Vec<u8>,
 }
+
+/// How the switch names its devices on the CTI link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Naming {
+    /// By Lync's line URIs, read in any spelling of the number: the
+    /// demo's switch, which needs no dial plan in the gateway.
+    #[default]
+    Uri,
+    /// As a PBX with plain extension numbers: a line is the number its
+    /// line-file device names (`101`), numbers to call are dial strings,
+    /// URIs are refused (invalidDeviceID, invalidCalledDevice).
+    Extensions,
+    /// As an OpenScape-class PBX (the shapes of public CSTA frames):
+    /// devices written `N<number>;noa=nk`, read in any spelling of the same
+    /// number, URIs refused, and private data in every event.
+    OpenScape,
+}
+
+impl Naming {
+    /// The mode a name given on the command line stands for.
+    pub fn parse(name: &str) -> Option<Naming> {
+        match name {
+            "uri" => Some(Naming::Uri),
+            "extensions" => Some(Naming::Extensions),
+            "openscape" => Some(Naming::OpenScape),
+            _ => None,
+        }
+    }
+}
+
+/// The private data an OpenScape-style switch adds to its events: a
+/// Siemens namespace the gateway does not model and must pass over.
+pub const PRIVATE_DATA: &str = "<extensions><privateData><private><osv:callingDeviceName      xmlns:osv=\"http://www.siemens.com/schema/csta\">Reception</osv:callingDeviceName></private></privateData>\
+     </extensions>";
 
 /// What numbers the switch does not own do when called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +106,8 @@ struct Line {
     uri: String,
     number: Number,
     device: String,
+    /// The line's other devices (a line on several phones).
+    other_devices: Vec<String>,
     forwarding: Vec<(ForwardingType, bool, Option<String>)>,
     dnd: bool,
 }
@@ -135,6 +172,7 @@ pub struct Switch {
     timer_seq: u64,
     outside: Outside,
     ring_timeout: Duration,
+    naming: Naming,
     out: Vec<Output>,
 }
 
@@ -160,23 +198,33 @@ impl Switch {
             timer_seq: 0,
             outside,
             ring_timeout: Duration::from_secs(30),
+            naming: Naming::Uri,
             out: Vec::new(),
         };
         for (uri, device) in lines {
             let Ok(number) = Number::parse(uri) else { continue };
             // A line shared by several devices is one line of the switch.
-            if switch.lines.iter().any(|l| l.number.matches(&number)) {
+            if let Some(line) = switch.lines.iter_mut().find(|l| l.number.matches(&number)) {
+                if !line.device.eq_ignore_ascii_case(device) {
+                    line.other_devices.push(device.to_string());
+                }
                 continue;
             }
             switch.lines.push(Line {
                 uri: uri.to_string(),
                 number,
                 device: device.to_string(),
+                other_devices: Vec::new(),
                 forwarding: Vec::new(),
                 dnd: false,
             });
         }
         switch
+    }
+
+    /// How the switch names devices from now on.
+    pub fn set_naming(&mut self, naming: Naming) {
+        self.naming = naming;
     }
 
     /// How numbers outside the switch behave from now on.
@@ -309,7 +357,8 @@ impl Switch {
                             .map(|c| (call_name(*id), c.state))
                     })
                     .collect();
-                let uri = self.lines[line].uri.as_str();
+                let uri = self.device_id(&Party::Line(line));
+                let uri = uri.as_str();
                 let mut calls = heapless::Vec::new();
                 for (name, state) in &names {
                     let connection = ConnectionId::new(Text::literal(name), Text::literal(uri));
@@ -322,10 +371,13 @@ impl Switch {
             Request::MakeCall { calling, called, .. } => {
                 let line = self.line_of(calling)?;
                 let id = call_name(self.make_call(now, line, called, cause::MAKE_CALL)?);
-                // Echo the calling device exactly as sent: Lync compares it.
+                // By URI, the calling device is echoed exactly as sent
+                // (Lync compares it); a PBX names it its own way.
+                let own = self.device_id(&Party::Line(line));
+                let device = if self.naming == Naming::Uri { calling } else { Text::literal(&own) };
                 respond(Response::Call {
                     service: Service::MakeCall,
-                    call: ConnectionId::new(Text::literal(&id), calling),
+                    call: ConnectionId::new(Text::literal(&id), device),
                 })
             }
             Request::AnswerCall { call } => {
@@ -360,7 +412,8 @@ impl Switch {
                     self.hold(id, at)?;
                 }
                 let new = call_name(self.make_call(now, line, consulted, cause::CONSULTATION)?);
-                let device = Text::literal(&self.lines[line].uri);
+                let device = self.device_id(&Party::Line(line));
+                let device = Text::literal(&device);
                 respond(Response::Call {
                     service: Service::ConsultationCall,
                     call: ConnectionId::new(Text::literal(&new), device),
@@ -543,6 +596,12 @@ impl Switch {
     }
 
     fn party_matches(&self, party: &Party, text: &str) -> bool {
+        if self.naming != Naming::Uri {
+            return match party {
+                Party::Line(i) => self.line_of_str(text) == Some(*i),
+                Party::Outside(s) => number_of(text).is_some_and(|n| n == s.as_str()),
+            };
+        }
         match (party, Number::parse(text)) {
             (Party::Line(i), Ok(n)) => self.lines[*i].number.matches(&n),
             (Party::Outside(s), _) => s == text,
@@ -551,6 +610,23 @@ impl Switch {
     }
 
     fn line_of_str(&self, device: &str) -> Option<usize> {
+        if self.naming != Naming::Uri {
+            // A PBX knows its devices by its own names, never by URI.
+            if device.contains(':') {
+                return None;
+            }
+            // Its device names, in any spelling of the same number, or the
+            // line's own number as dialled (an extension reaches its line).
+            let key = device_key(device);
+            let named = |d: &String| device_key(d).eq_ignore_ascii_case(key);
+            let dialled = number_of(device).and_then(|n| Number::parse(&format!("tel:{n}")).ok());
+            return self.lines.iter().position(|l| named(&l.device) || l.other_devices.iter().any(named)).or_else(
+                || {
+                    let n = dialled?;
+                    self.lines.iter().position(|l| l.number.matches(&n))
+                },
+            );
+        }
         let number = Number::parse(device).ok()?;
         self.lines.iter().position(|l| l.number.matches(&number))
     }
@@ -562,6 +638,16 @@ impl Switch {
     /// A destination: one of the lines, or an outside number.
     fn party_of(&self, device: Text<'_>) -> Result<Party, ErrorCode<'static>> {
         let text = device.to_string();
+        if self.naming != Naming::Uri {
+            if let Some(line) = self.line_of_str(&text) {
+                return Ok(Party::Line(line));
+            }
+            // A dial string (digits, E.164 with its '+'), never a URI.
+            return match number_of(&text) {
+                Some(n) if !text.contains(':') => Ok(Party::Outside(n.to_string())),
+                _ => Err(ErrorCode::INVALID_CALLED_DEVICE),
+            };
+        }
         Number::parse(&text).map_err(|_| ErrorCode::INVALID_DEVICE_ID)?;
         Ok(match self.line_of_str(&text) {
             Some(line) => Party::Line(line),
@@ -570,9 +656,12 @@ impl Switch {
     }
 
     fn device_id(&self, party: &Party) -> String {
-        match party {
-            Party::Line(i) => self.lines[*i].uri.clone(),
-            Party::Outside(number) => number.clone(),
+        match (self.naming, party) {
+            (Naming::Uri, Party::Line(i)) => self.lines[*i].uri.clone(),
+            (Naming::Uri | Naming::Extensions, Party::Outside(number)) => number.clone(),
+            (Naming::Extensions, Party::Line(i)) => device_key(&self.lines[*i].device).to_string(),
+            (Naming::OpenScape, Party::Line(i)) => format!("N<{}>;noa=nk", device_key(&self.lines[*i].device)),
+            (Naming::OpenScape, Party::Outside(number)) => format!("N<{number}>;noa=nk"),
         }
     }
 
@@ -918,14 +1007,26 @@ impl Switch {
             event.local_state = Some(state);
             event.cause = Some(why);
             let namespace = self.namespaces.get(&m.link).copied().unwrap_or(Namespace::Ed3);
-            let body = write(|out| Event::Call(event.clone()).write(namespace, out));
+            let body = self.with_private_data(write(|out| Event::Call(event.clone()).write(namespace, out)));
             self.out.push(Output { link: m.link, invoke_id: InvokeId::EVENT, body });
         }
     }
 
+    /// An event as this switch sends it: an OpenScape-style one carries
+    /// private data before its closing tag.
+    fn with_private_data(&self, mut body: Vec<u8>) -> Vec<u8> {
+        if self.naming == Naming::OpenScape {
+            if let Some(close) = body.windows(2).rposition(|w| w == b"</") {
+                body.splice(close..close, PRIVATE_DATA.bytes());
+            }
+        }
+        body
+    }
+
     /// A logical-device event (forwarding, do-not-disturb) to the monitors of `line`.
     fn emit_logical(&mut self, line: usize, change: &Logical) {
-        let device = Text::literal(&self.lines[line].uri);
+        let device = self.device_id(&Party::Line(line));
+        let device = Text::literal(&device);
         for m in self.monitors.iter().filter(|m| m.line == line) {
             let namespace = self.namespaces.get(&m.link).copied().unwrap_or(Namespace::Ed3);
             let monitor = Text::literal(&m.xref);
@@ -939,7 +1040,7 @@ impl Switch {
                 }),
                 Logical::DoNotDisturb(on) => Event::DoNotDisturb(DoNotDisturbEvent { monitor, device, on: *on }),
             };
-            let body = write(|out| event.write(namespace, out));
+            let body = self.with_private_data(write(|out| event.write(namespace, out)));
             self.out.push(Output { link: m.link, invoke_id: InvokeId::EVENT, body });
         }
     }

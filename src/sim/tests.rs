@@ -446,3 +446,55 @@ fn a_forwarding_loop_ends_after_a_few_diversions() {
     assert!(out.iter().any(|o| o.contains("MakeCallResponse")), "{out:#?}");
     assert!(out.last().unwrap().contains("DeliveredEvent m=4711 C-0001/"), "the call rings somewhere: {out:#?}");
 }
+
+/// A switch named as a PBX: the line file's device column is each line's
+/// name on the link (`101`), as in config/pbx-lines.conf.
+fn pbx(naming: super::switch::Naming) -> Run {
+    let lines = [(ALICE, "101"), (BOB, "102"), ("tel:+14255550199;ext=199", "N<199>;noa=nk")];
+    let mut switch = Switch::new(lines, Outside::Answer(Duration::from_millis(1000)));
+    switch.set_naming(naming);
+    switch.link_opened(1, csta::Namespace::Ed4);
+    Run { switch, now: Instant::now(), invoke: 0 }
+}
+
+#[test]
+fn a_pbx_names_its_devices_by_its_dial_plan_and_refuses_uris() {
+    use super::switch::Naming;
+    let mut r = pbx(Naming::Extensions);
+    let refused = r.req(1, Request::MonitorStart { device: t(ALICE) });
+    assert_eq!(refused, ["L1 #0001 error operation/invalidDeviceID"], "a PBX does not know Lync's URIs");
+    assert_eq!(r.monitor(1, "101"), "4711");
+    let out = r.req(1, Request::MakeCall { calling: t("101"), called: t(OUTSIDE), auto_originate: None });
+    assert_eq!(out, ["L1 #0003 error operation/invalidCalledDevice"], "nor URIs to call");
+    let out = r.req(1, Request::MakeCall { calling: t("101"), called: t("914255559876"), auto_originate: None });
+    assert_eq!(
+        out,
+        [
+            "L1 #0004 MakeCallResponse C-0001/101",
+            "L1 ServiceInitiatedEvent m=4711 C-0001/101 local=initiated cause=makeCall",
+            "L1 OriginatedEvent m=4711 C-0001/101 local=connected cause=newCall",
+            "L1 DeliveredEvent m=4711 C-0001/914255559876 local=connected cause=newCall",
+        ]
+    );
+    assert_eq!(r.advance(1000), ["L1 EstablishedEvent m=4711 C-0001/914255559876 local=connected cause=normal"]);
+    let out = r.req(1, Request::ClearConnection { connection: conn("C-0001", "101") });
+    assert_eq!(out[0], "L1 #0005 ClearConnectionResponse");
+}
+
+#[test]
+fn an_openscape_style_pbx_writes_n_forms_and_private_data() {
+    use super::switch::{Naming, PRIVATE_DATA};
+    let mut r = pbx(Naming::OpenScape);
+    // Any spelling of the same number names the device.
+    assert_eq!(r.monitor(1, "N<101>;displayNumber=101;noa=nk"), "4711");
+    assert_eq!(r.monitor(1, "199"), "4712");
+    r.invoke += 1;
+    let request = Request::MakeCall { calling: t("N<101>;noa=nk"), called: t("102"), auto_originate: None };
+    let outputs = r.switch.request(r.now, 1, InvokeId::new(r.invoke).unwrap(), &request);
+    assert_eq!(describe(&outputs[..1]), ["L1 #0003 MakeCallResponse C-0001/N<101>;noa=nk"]);
+    let delivered = std::str::from_utf8(&outputs[3].body).unwrap();
+    assert!(delivered.contains("<deviceID>N&lt;102&gt;;noa=nk</deviceID>"), "{delivered}");
+    assert!(delivered.ends_with(&format!("{PRIVATE_DATA}</DeliveredEvent>")), "{delivered}");
+    assert!(delivered.contains("ecma-323/csta/ed4"), "{delivered}");
+    assert!(!std::str::from_utf8(&outputs[0].body).unwrap().contains("privateData"), "events only");
+}
