@@ -327,14 +327,26 @@ fn the_cti_link_path_allocates_nothing_in_steady_state() {
 /// (formatting SIP text) and simulated node run with counting off.
 #[test]
 fn full_sessions_through_the_core_allocate_nothing() {
-    use ctigw::config::Cidr;
+    full_sessions(false);
+}
+
+/// The same through a PBX with config/pbx.conf's dial plan: every request
+/// and event rewritten both ways (the PBX simulated OpenScape-style), and a
+/// number no rule matches refused, without one allocation.
+#[test]
+fn full_sessions_with_the_dial_plan_allocate_nothing() {
+    full_sessions(true);
+}
+
+fn full_sessions(pbx: bool) {
+    use ctigw::config::{Cidr, Config};
     use ctigw::cti::{NodeConfig, Nodes, Protocol, SessionMode, Timing};
     use ctigw::rcc::appearances::Appearances;
     use ctigw::rcc::{Gateway, GatewayConfig, Peer, Transport};
-    use ctigw::rig::lync::{Lync, NS, only_response};
+    use ctigw::rig::lync::{Lync, NS, body_of, csta_answer, only_response};
     use ctigw::rig::{Calls, Rig};
     use ctigw::sim::node::{Faults, Node};
-    use ctigw::sim::switch::{Outside, Switch};
+    use ctigw::sim::switch::{Naming, Outside, Switch};
     use std::time::{Duration, Instant};
 
     /// Every call into the core, its allocations counted.
@@ -352,7 +364,10 @@ fn full_sessions_through_the_core_allocate_nothing() {
     probe.call(|| drop(Vec::<u8>::with_capacity(8)));
     assert_eq!(probe.0, 1, "the counter sees an allocation made inside a call");
 
-    let lines = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/lines.conf")).unwrap();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config/");
+    let pbx_config = Config::load(std::path::Path::new(&format!("{dir}pbx.conf"))).unwrap();
+    let lines =
+        std::fs::read_to_string(if pbx { format!("{dir}pbx-lines.conf") } else { format!("{dir}lines.conf") }).unwrap();
     let config =
         NodeConfig { addr: "127.0.0.1:7001".parse().unwrap(), protocol: Protocol::CstaXml(SessionMode::Ecma354) };
     let nodes = Nodes::new(Timing::default(), &[config]).unwrap();
@@ -360,9 +375,14 @@ fn full_sessions_through_the_core_allocate_nothing() {
         GatewayConfig::new("gw.example.com", 5060, vec![Cidr { addr: "127.0.0.1".parse().unwrap(), prefix: 8 }]);
     gw_config.sessions = 64;
     let now = Instant::now();
-    let gw = Gateway::new(now, gw_config, Appearances::parse(&lines).unwrap(), nodes);
-    let sim_lines = [("tel:+14255550101;ext=101", "SEPA")];
-    let node = Node::new(Switch::new(sim_lines, Outside::Answer(Duration::from_millis(100))), Faults::default());
+    let mut gw = Gateway::new(now, gw_config, Appearances::parse(&lines).unwrap(), nodes);
+    let sim_lines = [("tel:+14255550101;ext=101", if pbx { "101" } else { "SEPA" })];
+    let mut switch = Switch::new(sim_lines, Outside::Answer(Duration::from_millis(100)));
+    if pbx {
+        gw.set_dialplan(pbx_config.dialplan);
+        switch.set_naming(Naming::OpenScape);
+    }
+    let node = Node::new(switch, Faults::default());
     let mut rig = Rig::with_calls(now, gw, vec![node], Counting(0));
     let pool = Peer { addr: "127.0.0.1:5070".parse().unwrap(), transport: Transport::Udp };
 
@@ -379,7 +399,22 @@ fn full_sessions_through_the_core_allocate_nothing() {
             ),
         ] {
             let out = alice.info(&mut rig, &body);
-            alice.answer_all(&mut rig, out);
+            let out = alice.answer_all(&mut rig, out);
+            if pbx && body.contains("MakeCall") {
+                // Translated both ways: the answer names the user's line.
+                let answer = out.iter().find(|m| m.status_code().is_some()).unwrap();
+                let csta::Message::Response(Response::Call { call, .. }) = body_of(answer) else { panic!() };
+                assert_eq!(call.device.unwrap(), "tel:+14255550101;ext=101");
+            }
+        }
+        if pbx {
+            let refused = format!(
+                "<MakeCall xmlns=\"{NS}\"><callingDevice>tel:101</callingDevice><calledDirectoryNumber>tel:555</calledDirectoryNumber></MakeCall>"
+            );
+            assert_eq!(
+                csta_answer(&alice.info(&mut rig, &refused)),
+                csta::Message::Error(csta::ErrorCode::INVALID_CALLED_DEVICE)
+            );
         }
         rig.advance(100); // the outside party answers
         let out = rig.take();
@@ -402,6 +437,7 @@ fn full_sessions_through_the_core_allocate_nothing() {
     }
     assert_eq!(rig.gw.counters.sessions_opened, 200);
     assert!(rig.gw.counters.events_relayed >= 200 * 6, "events flowed: {}", rig.gw.counters.events_relayed);
+    assert_eq!(rig.gw.counters.dialplan_refusals, if pbx { 200 } else { 0 });
     assert_eq!(rig.gw.session_count(), 0);
     assert_eq!(rig.calls.0, 0, "heap allocations inside the gateway core");
 }
