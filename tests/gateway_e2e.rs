@@ -215,3 +215,35 @@ fn a_node_that_speaks_first_is_answered_registered_and_serves_a_call_flow() {
         assert!(stdout.contains(line), "no {line}\n{stdout}");
     }
 }
+
+/// Through a PBX (common/pbx.rs: the simulator as an OpenScape-class
+/// switch, config/pbx.conf's line file and dial plan): a user's whole
+/// outside call over UDP and over TCP with the line Lync writes, and the
+/// same for a Cisco-style line with phone-context and partition; the
+/// scripted demo client's ladder through it too.
+#[test]
+fn through_a_pbx_lync_and_the_switch_each_see_their_own_names() {
+    use common::lync::Lync;
+    use common::pbx;
+    let sim = pbx::start_sim();
+    let gw = Gateway::start("pbx", &pbx::config(free_port(), &[sim.listen], ""));
+    gw.wait_log("node 1: up", Duration::from_secs(5));
+    gw.wait_log("a dial plan of 5 to_node and 4 to_lync rules", Duration::from_secs(1));
+    let mut alice = Lync::connect(gw.sip, "udp", "alice@example.com");
+    pbx::call_flow(&mut alice, &sim, "tel:+14255550101;ext=101");
+    let mut bob = Lync::connect(gw.sip, "tcp", "bob@example.com");
+    pbx::call_flow(&mut bob, &sim, "tel:+14255550102;ext=102");
+    let mut erin = Lync::connect(gw.sip, "tcp", "erin@example.com");
+    pbx::call_flow(&mut erin, &sim, "tel:73124;phone-context=dialstring;partition=BE_BRS_INT");
+    let mut erin = Lync::connect(gw.sip, "udp", "erin@example.com");
+    pbx::call_flow(&mut erin, &sim, "tel:73124;phone-context=dialstring;device=SEPE1B2C3D4E5F6");
+    let status = sim.control("status");
+    assert!(status.contains("greetings_answered=1 registrations=1"), "{status}");
+    // The demo client's ladder: hold, retrieve, consult, transfer, hang up.
+    let out = demo(gw.sip, &["--transport", "udp"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    for line in ["demo complete", "HeldEvent C-", "TransferedEvent C-", "ConnectionClearedEvent C-"] {
+        assert!(stdout.contains(line), "no {line}\n{stdout}");
+    }
+}

@@ -330,3 +330,35 @@ fn bad_tls_files_are_reported_at_load_and_at_start() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no CERTIFICATE in the PEM file"));
 }
+
+/// Through a PBX over TLS (common/pbx.rs: an OpenScape-class switch,
+/// config/pbx.conf's dial plan): the whole outside call, with Lync's line
+/// back byte for byte, for a plain and a Cisco-style line.
+#[test]
+fn through_a_pbx_over_tls() {
+    let dir = scratch_dir("tls-pbx-certs");
+    let ca = Ca::new("Test Lync CA");
+    let gateway_id = ca.issue(Some("gw.example.com"), &["gw.example.com", "127.0.0.1"]);
+    let pool = ca.issue(Some(POOL), &["fe1.lync-pool.example.com"]);
+    let (ca_pem, cert, key) = (
+        write(&dir, "ca.pem", &ca.pem()),
+        write(&dir, "gw.pem", &gateway_id.cert),
+        write(&dir, "gw.key", &gateway_id.key),
+    );
+    let sim = common::pbx::start_sim();
+    let tls_port = free_port();
+    let extra = format!(
+        "[tls]\nlisten = 127.0.0.1:{tls_port}\ncertificate = {cert}\nkey = {key}\nca = {ca_pem}\npeer = {POOL}\n"
+    );
+    let gw = Gateway::start("tls-pbx", &common::pbx::config(free_port(), &[sim.listen], &extra));
+    gw.wait_log("node 1: up", Duration::from_secs(5));
+    let tls_addr = SocketAddr::from(([127, 0, 0, 1], tls_port));
+    for (user, line) in [
+        ("alice@example.com", ALICE_LINE),
+        ("erin@example.com", "tel:73124;phone-context=dialstring;partition=BE_BRS_INT"),
+    ] {
+        let stream = connect(tls_addr, client(&ca.pem(), Some(&pool), &rustls::version::TLS13)).expect("TLS 1.3");
+        let mut lync = Lync::over_tls(tls_addr, stream, user);
+        common::pbx::call_flow(&mut lync, &sim, line);
+    }
+}

@@ -32,6 +32,9 @@ pub struct Lync {
     routes: Vec<String>,
     /// Dialogs opened so far (a fresh one gets a fresh Call-ID).
     dialogs: u32,
+    /// The gateway's requests (event INFOs) answered while waiting for a
+    /// response, in order.
+    pub requests_seen: Vec<String>,
 }
 
 impl Lync {
@@ -72,6 +75,7 @@ impl Lync {
             target: None,
             routes: Vec::new(),
             dialogs: 0,
+            requests_seen: Vec::new(),
         }
     }
 
@@ -168,6 +172,7 @@ impl Lync {
                 return Some(m);
             }
             self.answer(&m, 200);
+            self.requests_seen.push(m);
         }
     }
 

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod gateway;
 pub mod load;
 pub mod lync;
+pub mod pbx;
 pub mod sim;
 
 use std::path::PathBuf;
