@@ -62,6 +62,32 @@ fn sipp_makes_holds_retrieves_transfers_and_clears_a_call() {
     }
 }
 
+/// The same call flow through a PBX (common/pbx.rs: the simulator as an
+/// OpenScape-class switch, config/pbx.conf's dial plan), for a plain line
+/// over TCP and a Cisco-style line over UDP.
+#[test]
+fn sipp_runs_the_call_flow_through_a_pbx() {
+    let sims = [common::pbx::start_sim(), common::pbx::start_sim()];
+    let gw = Gateway::start("sipp-pbx", &common::pbx::config(free_port(), &[sims[0].listen, sims[1].listen], ""));
+    gw.wait_log("node 1: up", Duration::from_secs(5));
+    gw.wait_log("node 2: up", Duration::from_secs(5));
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/call_flow.xml");
+    for (transport, user, line) in [
+        ("t1", "alice@example.com", "tel:+14255550101;ext=101"),
+        ("u1", "erin@example.com", "tel:73124;phone-context=dialstring;partition=BE_BRS_INT"),
+    ] {
+        sipp(&gw, scenario, transport, user, line, &[]);
+    }
+    // The transferred calls go on between the outside parties, dialled
+    // as the PBX dials them; the users are out of every call.
+    for sim in &sims {
+        let calls = sim.control("calls");
+        assert!(!calls.contains("N<101>") && !calls.contains("CSFERIN"), "{calls}");
+    }
+    let calls = sims[0].control("calls") + &sims[1].control("calls");
+    assert_eq!(calls.matches("N<914255551111>;noa=nk=connected").count(), 2, "{calls}");
+}
+
 #[test]
 fn tshark_decodes_everything_the_gateway_sends() {
     let tshark = tool("tshark");
