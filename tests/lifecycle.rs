@@ -141,3 +141,52 @@ fn systemd_is_told_ready_reloading_and_stopping() {
     assert_eq!(next(), "STOPPING=1");
     assert!(gw.wait_exit(Duration::from_secs(10)).expect("exits").success());
 }
+
+/// SIGHUP reloads the dial plan: a session open across the reload dials by
+/// the new rules at once, and a rule with a fault is refused at file:line
+/// with the rules in force kept (common/pbx.rs: an OpenScape-class switch).
+#[test]
+fn sighup_reloads_the_dial_plan_keeps_sessions_and_refuses_a_bad_rule() {
+    use common::lync::status_of;
+    let sim = common::pbx::start_sim();
+    let full = common::pbx::config(free_port(), &[sim.listen], "");
+    let international = "to_node = +! strip=1 prefix=9011";
+    assert!(full.contains(international));
+    let national_only = full.replace(international, "");
+    let gw = Gateway::start("sighup-dialplan", &national_only);
+    gw.wait_log("node 1: up", Duration::from_secs(10));
+    let path = std::env::temp_dir().join(format!("ctigw-test-{}-sighup-dialplan/ctigw.conf", std::process::id()));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), national_only);
+
+    let line = "tel:+14255550101;ext=101";
+    let mut alice = Lync::connect(gw.sip, "udp", "alice@example.com");
+    assert_eq!(alice.sign_in(Some(line)), 200);
+    let ns = "http://www.ecma-international.org/standards/ecma-323/csta/ed3";
+    let call = format!(
+        "<MakeCall xmlns=\"{ns}\"><callingDevice>{line}</callingDevice>\
+         <calledDirectoryNumber>tel:+3222220220</calledDirectoryNumber></MakeCall>"
+    );
+    assert!(alice.info_response(&call).contains("invalidCalledDevice"), "no international rule yet");
+
+    std::fs::write(&path, &full).unwrap();
+    gw.signal("HUP");
+    gw.wait_log("reload: 7 line appearances", Duration::from_secs(5));
+    gw.wait_log("a dial plan of 5 to_node and 4 to_lync rules", Duration::from_secs(1));
+    let answer = alice.info_response(&call);
+    assert_eq!(status_of(&answer), 200);
+    assert!(answer.contains("MakeCallResponse"), "the session dials by the new rules: {answer}");
+    let calls = sim.control("calls");
+    assert!(calls.contains("N<90113222220220>;noa=nk"), "9, 011 and the number: {calls}");
+
+    // A bad rule: the whole file is refused, the rules in force stay.
+    let bad = full.replace("to_lync = 1XX prefix=+14255550", "to_lync = 1XX prefix=+1425555O");
+    std::fs::write(&path, &bad).unwrap();
+    gw.signal("HUP");
+    gw.wait_log("reload refused", Duration::from_secs(5));
+    let number = bad.lines().position(|l| l.contains("+1425555O")).unwrap() + 1;
+    gw.wait_log(
+        &format!("{}:{number}: prefix=\"+1425555O\" is not digits (*, # and a leading + allowed)", path.display()),
+        Duration::from_secs(1),
+    );
+    assert_eq!(alice.features(), 200, "the session never noticed");
+}
