@@ -25,6 +25,7 @@
 //! heartbeat_misses = 2
 //! reconnect_interval = 10s
 //! request_timeout = 5s
+//! withhold = ConferenceCall GenerateDigits  # services never offered to Lync, whatever the nodes support
 //!
 //! [admin]
 //! listen = 127.0.0.1:8080        # the default; `off` for none
@@ -56,6 +57,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::csta::{Service, Services};
 use crate::cti::{MAX_NODES, NodeConfig, Protocol, SessionMode, Timing};
 use crate::dialplan::{DialPlan, Direction, Rule};
 
@@ -153,6 +155,9 @@ pub struct Config {
     pub nodes: Vec<NodeConfig>,
     /// The CTI timers.
     pub timing: Timing,
+    /// The services Lync may be offered: all the gateway relays, less
+    /// those `[cti] withhold` names.
+    pub services: Services,
     /// Where the admin endpoint listens ([`DEFAULT_ADMIN_LISTEN`] unless
     /// set), or `None` for `listen = off`.
     pub admin_listen: Option<SocketAddr>,
@@ -246,7 +251,7 @@ fn parse_node(text: &str) -> Result<NodeConfig, String> {
 const REPEATABLE: [&str; 7] =
     ["sip.listen", "sip.trusted", "cti.node", "tls.listen", "tls.peer", "dialplan.to_node", "dialplan.to_lync"];
 /// Every key, as `section.key`.
-const KEYS: [&str; 24] = [
+const KEYS: [&str; 25] = [
     "sip.listen",
     "sip.host",
     "sip.trusted",
@@ -260,6 +265,7 @@ const KEYS: [&str; 24] = [
     "cti.reconnect_interval",
     "cti.request_timeout",
     "cti.connect_timeout",
+    "cti.withhold",
     "admin.listen",
     "log.level",
     "lines.file",
@@ -308,6 +314,7 @@ impl Config {
             sessions: crate::board::SESSIONS,
             nodes: Vec::new(),
             timing: Timing::default(),
+            services: Services::all(),
             admin_listen: DEFAULT_ADMIN_LISTEN.parse().ok(),
             log_level: log::LevelFilter::Info,
             lines_file: dir.join("lines.conf"),
@@ -432,6 +439,18 @@ impl Config {
                     "cti.reconnect_interval" => config.timing.reconnect_interval = parse_duration(value)?,
                     "cti.request_timeout" => config.timing.request_timeout = parse_duration(value)?,
                     "cti.connect_timeout" => config.timing.connect_timeout = parse_duration(value)?,
+                    "cti.withhold" => {
+                        for name in value.split([',', ' ']).filter(|n| !n.is_empty()) {
+                            let service = Service::from_request_name(name).ok_or(format!(
+                                "{name:?} is not a service the gateway relays (MakeCall, ConferenceCall, \
+                                 GenerateDigits...: the CSTA request names)"
+                            ))?;
+                            if matches!(service, Service::GetCstaFeatures | Service::RequestSystemStatus) {
+                                return Err(format!("{name} is answered by the gateway itself and cannot be withheld"));
+                            }
+                            config.services = config.services.without(service);
+                        }
+                    }
                     "admin.listen" if value == "off" => config.admin_listen = None,
                     "admin.listen" => {
                         config.admin_listen =
@@ -608,6 +627,26 @@ mod tests {
             errors,
             ["/etc/ctigw/ctigw.conf:5: unknown CTI protocol \"protocol=ctiqbe\" (protocol=csta-xml)".to_string()]
         );
+    }
+
+    #[test]
+    fn services_withheld_from_lync() {
+        let path = Path::new("/etc/ctigw/ctigw.conf");
+        let base = "[sip]\nlisten = 127.0.0.1:5060\n[cti]\nnode = 127.0.0.1:7001\n";
+        assert_eq!(Config::parse(path, base).unwrap().services, Services::all());
+        let c = Config::parse(path, &format!("{base}withhold = ConferenceCall, GenerateDigits\n")).unwrap();
+        assert!(!c.services.contains(Service::ConferenceCall) && !c.services.contains(Service::GenerateDigits));
+        assert_eq!(c.services.iter().count(), Service::ALL.len() - 2);
+        for (value, why) in [
+            (
+                "Conference",
+                "\"Conference\" is not a service the gateway relays (MakeCall, ConferenceCall, GenerateDigits...: the CSTA request names)",
+            ),
+            ("GetCSTAFeatures", "GetCSTAFeatures is answered by the gateway itself and cannot be withheld"),
+        ] {
+            let errors = Config::parse(path, &format!("{base}withhold = {value}\n")).unwrap_err();
+            assert_eq!(errors[0].to_string(), format!("/etc/ctigw/ctigw.conf:5: {why}"));
+        }
     }
 
     #[test]

@@ -151,15 +151,16 @@ const INVITE_REFUSALS: [(&str, GatewayCounter); 5] = [
 ];
 
 /// In-session request refusals by cause.
-const REQUEST_REFUSALS: [(&str, GatewayCounter); 4] = [
+const REQUEST_REFUSALS: [(&str, GatewayCounter); 5] = [
     ("privilege_violation", |c| c.privilege_violations),
     ("dial_plan", |c| c.dialplan_refusals),
+    ("service_not_supported", |c| c.unsupported_refusals),
     ("cti_node_down", |c| c.node_down_refusals),
     ("event_backlog", |c| c.backlog_refusals),
 ];
 
 /// The counters of every CTI link: name, help, value.
-const NODE_COUNTERS: [(&str, &str, NodeCounter); 13] = [
+const NODE_COUNTERS: [(&str, &str, NodeCounter); 14] = [
     ("ctigw_cti_connects_total", "Times the CTI link came up.", |c| c.connects),
     ("ctigw_cti_connect_failures_total", "TCP connects to the CTI node that failed or timed out.", |c| {
         c.connect_failures
@@ -173,6 +174,9 @@ const NODE_COUNTERS: [(&str, &str, NodeCounter); 13] = [
     ("ctigw_cti_late_answers_total", "Answers from the CTI node to requests that had timed out.", |c| c.late_answers),
     ("ctigw_cti_events_total", "Events received from the CTI node.", |c| c.events),
     ("ctigw_cti_malformed_total", "Frames from the CTI node whose document did not parse.", |c| c.malformed),
+    ("ctigw_cti_events_ignored_total", "Events from the CTI node of kinds the gateway does not relay.", |c| {
+        c.events_ignored
+    }),
     ("ctigw_cti_received_bytes_total", "Bytes read from the CTI node.", |c| c.bytes_in),
     ("ctigw_cti_sent_bytes_total", "Bytes written to the CTI node.", |c| c.bytes_out),
 ];

@@ -312,6 +312,16 @@ impl Services {
         Services(self.0 | service.bit())
     }
 
+    /// This set without `service`.
+    pub fn without(self, service: Service) -> Services {
+        Services(self.0 & !service.bit())
+    }
+
+    /// The services in both sets.
+    pub fn and(self, other: Services) -> Services {
+        Services(self.0 & other.0)
+    }
+
     /// True when `service` is in the set.
     pub fn contains(self, service: Service) -> bool {
         self.0 & service.bit() != 0

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use heapless::Deque;
 
-use crate::csta::{self, ErrorCode, Namespace, Request};
+use crate::csta::{self, ErrorCode, Namespace, Request, Services};
 use crate::outbuf::{OutBuf, Overflow};
 use crate::recvbuf::RecvBuf;
 pub use csta_xml::frame;
@@ -514,6 +514,12 @@ impl Nodes {
     /// The CSTA edition the node of `slot` speaks.
     pub fn namespace(&self, slot: SlotId) -> Namespace {
         self.links[slot.index()].namespace()
+    }
+
+    /// The services the node of `slot` listed when asked at link-up
+    /// (GetCSTAFeatures); `None` while it has not said.
+    pub fn services(&self, slot: SlotId) -> Option<Services> {
+        self.links[slot.index()].services()
     }
 
     /// The counters of `slot`.

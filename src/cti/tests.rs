@@ -111,7 +111,20 @@ impl Harness {
         self.feed(slot, frames[0].0, &started);
         assert!(self.incoming(slot).is_empty());
         assert_eq!(self.nodes.state(slot), LinkState::Up);
+        self.answer_features(slot);
         self.nodes.connection_id(slot).unwrap()
+    }
+
+    /// Answers the GetCSTAFeatures a link sends once up, as a node that
+    /// supports everything but conferences.
+    fn answer_features(&mut self, slot: SlotId) {
+        let frames = self.written(slot);
+        assert_eq!(frames.iter().map(|f| f.1.as_str()).collect::<Vec<_>>(), ["GetCSTAFeatures"]);
+        assert_eq!(self.nodes.services(slot), None, "not known until the node says");
+        let services = crate::csta::Services::all().without(crate::csta::Service::ConferenceCall);
+        self.feed(slot, frames[0].0, &Message::Response(Response::Features(services)));
+        assert!(self.incoming(slot).is_empty(), "the link's own question: not handed up");
+        assert_eq!(self.nodes.services(slot), Some(services));
     }
 
     fn send(&mut self, slot: SlotId, tag: u64) -> Result<InvokeId, SendError> {
@@ -378,7 +391,7 @@ fn system_status_nodes_come_up_at_once_and_use_it_as_heartbeat() {
     let mut h = Harness::new(1, SessionMode::SystemStatus);
     h.nodes.connected(h.now, S0);
     assert_eq!(h.nodes.state(S0), LinkState::Up);
-    assert!(h.written(S0).is_empty());
+    h.answer_features(S0);
     h.advance(30.0);
     let frames = h.written(S0);
     assert_eq!(frames[0].1, "RequestSystemStatus");
@@ -536,6 +549,7 @@ fn a_node_that_speaks_first_is_answered_then_registered() {
     assert!(h.events().iter().any(|e| matches!(e, CtiEvent::NodeUp { slot: S0, .. })));
     let c = h.nodes.counters(S0);
     assert_eq!((c.node_requests, c.malformed), (1, 0));
+    h.answer_features(S0);
     // Its heartbeat is RequestSystemStatus.
     h.advance(30.0);
     assert_eq!(h.written(S0).iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>(), ["RequestSystemStatus"]);
@@ -611,4 +625,58 @@ fn replies_without_a_namespace_and_later_editions_are_read() {
     assert!(got[1].starts_with("response 2 Response(MonitorStarted"), "{}", got[1]);
     assert!(got[2].starts_with("event Call("), "{}", got[2]);
     assert_eq!(h.nodes.counters(S0).malformed, 0);
+}
+
+#[test]
+fn a_node_that_will_not_list_its_features_stays_up_with_none_known() {
+    // One answers GetCSTAFeatures with an error, one never answers it, one
+    // answers with something else: each stays up, its services unknown.
+    let mut h = Harness::new(3, SessionMode::SystemStatus);
+    for slot in [S0, S1, S2] {
+        h.nodes.connected(h.now, slot);
+    }
+    let error = Message::Error(crate::csta::ErrorCode::SERVICE_NOT_SUPPORTED);
+    let frames = h.written(S0);
+    h.feed(S0, frames[0].0, &error);
+    h.written(S1);
+    let frames = h.written(S2);
+    h.feed(S2, frames[0].0, &Message::Response(Response::SystemStatus(SystemStatus::Normal)));
+    for slot in [S0, S2] {
+        assert!(h.incoming(slot).is_empty());
+    }
+    h.advance(5.0);
+    for slot in [S0, S1, S2] {
+        assert_eq!(h.nodes.state(slot), LinkState::Up, "{slot}");
+        assert_eq!(h.nodes.services(slot), None, "{slot}");
+        assert_eq!(h.nodes.counters(slot).timeouts, 0, "the link's own question is no user's timeout");
+    }
+}
+
+#[test]
+fn events_the_gateway_does_not_model_are_passed_over_not_counted_as_faults() {
+    let mut h = Harness::new(1, SessionMode::Ecma354);
+    h.bring_up(S0, "S-1");
+    // A well-formed event of a kind the gateway does not relay, with
+    // private data, and a known event carrying Siemens private data.
+    let ns = Namespace::Ed4.uri();
+    let unknown = format!(
+        "<CallInformationEvent xmlns=\"{ns}\"><monitorCrossRefID>4711</monitorCrossRefID><connection><callID>C-1</callID>\
+         <deviceID>N&lt;101&gt;;noa=nk</deviceID></connection><extensions><privateData><private>\
+         <osv:accountCode xmlns:osv=\"http://www.siemens.com/schema/csta\">42</osv:accountCode></private>\
+         </privateData></extensions></CallInformationEvent>"
+    );
+    feed_text(&mut h, S0, InvokeId::EVENT, &unknown);
+    let held = format!(
+        "<HeldEvent xmlns=\"{ns}\"><monitorCrossRefID>4711</monitorCrossRefID><heldConnection><callID>C-1</callID>\
+         <deviceID>N&lt;101&gt;;noa=nk</deviceID></heldConnection><holdingDevice><deviceIdentifier>N&lt;101&gt;;noa=nk\
+         </deviceIdentifier></holdingDevice><cause>normal</cause>{}</HeldEvent>",
+        crate::sim::switch::PRIVATE_DATA
+    );
+    feed_text(&mut h, S0, InvokeId::EVENT, &held);
+    let handed = h.incoming(S0);
+    assert_eq!(handed.len(), 1, "{handed:?}");
+    assert!(handed[0].starts_with("event Call(CallEvent { kind: Held"), "{handed:?}");
+    let c = h.nodes.counters(S0);
+    assert_eq!((c.events, c.events_ignored, c.malformed), (2, 1, 0));
+    assert_eq!(h.nodes.state(S0), LinkState::Up);
 }

@@ -69,7 +69,7 @@ fn reload(path: &Path, running: &mut Config, gw: &mut Gateway) {
         ("sip.tcp_message_timeout", new.tcp_message_timeout != running.tcp_message_timeout),
         ("sip.tcp_connections", new.tcp_connections != running.tcp_connections),
         ("sip.sessions", new.sessions != running.sessions),
-        ("cti", new.nodes != running.nodes || new.timing != running.timing),
+        ("cti", new.nodes != running.nodes || new.timing != running.timing || new.services != running.services),
         ("admin.listen", new.admin_listen != running.admin_listen),
         ("tls", new.tls != running.tls),
     ];
@@ -124,6 +124,7 @@ pub fn run(path: PathBuf, mut config: Config, appearances: Appearances, tls: Opt
     let mut sizes = GatewayConfig::new(&config.sip_host, port, config.trusted.clone());
     sizes.sessions = config.sessions;
     sizes.tls_port = config.tls.as_ref().map(|t| t.listen[0].port());
+    sizes.services = config.services;
     let mut gateway = Gateway::new(Instant::now(), sizes, appearances, nodes);
     gateway.set_dialplan(config.dialplan.clone());
     let ex = Rc::new(LocalExecutor::new());

@@ -1043,3 +1043,45 @@ fn a_cisco_style_line_on_two_phones_and_an_internal_call() {
     assert_eq!(only_response(&out).status_code(), Some(403));
     assert_eq!(only_response(&out).reason(), Some("Forbidden: line not assigned to the user on that device"));
 }
+
+#[test]
+fn lync_is_offered_what_the_node_supports_and_the_operator_allows() {
+    use crate::csta::Service;
+    let mut w = pbx_world();
+    let slot = crate::cti::SlotId::new(0).unwrap();
+    let node = w.gw.nodes().services(slot).expect("asked at link-up");
+    assert!(!node.contains(Service::ConferenceCall) && node.contains(Service::MakeCall), "the PBX's own list");
+    let mut alice = Lync::new("alice@example.com", "f1", udp());
+    alice.invite(&mut w, Some(ALICE_LINE));
+    alice.ack(&mut w);
+    let Csta::Response(Response::Features(offered)) =
+        csta_answer(&alice.info(&mut w, &format!("<GetCSTAFeatures xmlns=\"{NS}\"/>")))
+    else {
+        panic!()
+    };
+    assert_eq!(offered, node, "no button Lync cannot use");
+    let asked = w.gw.nodes().counters(slot).requests;
+    let conference = format!(
+        "<ConferenceCall xmlns=\"{NS}\"><heldCall><callID>C-1</callID><deviceID>{ALICE_LINE}</deviceID></heldCall>\
+         <activeCall><callID>C-2</callID><deviceID>{ALICE_LINE}</deviceID></activeCall></ConferenceCall>"
+    );
+    assert_eq!(csta_answer(&alice.info(&mut w, &conference)), Csta::Error(csta::ErrorCode::SERVICE_NOT_SUPPORTED));
+    assert_eq!(w.gw.nodes().counters(slot).requests, asked, "refused here");
+    assert_eq!(w.gw.counters.unsupported_refusals, 1);
+
+    // The demo's node supports everything; the operator withholds hold.
+    let mut w = world_with(1, 4, |c| c.services = csta::Services::all().without(Service::HoldCall));
+    let mut bob = Lync::new("bob@example.com", "f2", udp());
+    bob.sign_in(&mut w);
+    let Csta::Response(Response::Features(offered)) =
+        csta_answer(&bob.info(&mut w, &format!("<GetCSTAFeatures xmlns=\"{NS}\"/>")))
+    else {
+        panic!()
+    };
+    assert!(!offered.contains(Service::HoldCall) && offered.contains(Service::ConferenceCall));
+    assert_eq!(offered.iter().count(), Service::ALL.len() - 1);
+    let hold = format!(
+        "<HoldCall xmlns=\"{NS}\"><callToBeHeld><callID>C-1</callID><deviceID>tel:102</deviceID></callToBeHeld></HoldCall>"
+    );
+    assert_eq!(csta_answer(&bob.info(&mut w, &hold)), Csta::Error(csta::ErrorCode::SERVICE_NOT_SUPPORTED));
+}

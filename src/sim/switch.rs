@@ -227,6 +227,18 @@ impl Switch {
         self.naming = naming;
     }
 
+    /// The services the switch supports: everything by URI; a PBX, as
+    /// real ones do, only some (no conference, deflection or DTMF here).
+    pub fn services(&self) -> Services {
+        match self.naming {
+            Naming::Uri => Services::all(),
+            Naming::Extensions | Naming::OpenScape => Services::all()
+                .without(Service::ConferenceCall)
+                .without(Service::DeflectCall)
+                .without(Service::GenerateDigits),
+        }
+    }
+
     /// How numbers outside the switch behave from now on.
     pub fn set_outside(&mut self, outside: Outside) {
         self.outside = outside;
@@ -327,7 +339,8 @@ impl Switch {
         let respond = |response: Response<'_>| write(|out| response.write(ns, out));
         Ok(match *request {
             Request::RequestSystemStatus { .. } => respond(Response::SystemStatus(SystemStatus::Normal)),
-            Request::GetCstaFeatures { .. } => respond(Response::Features(Services::all())),
+            Request::GetCstaFeatures { .. } => respond(Response::Features(self.services())),
+            r if !self.services().contains(r.service()) => return Err(ErrorCode::SERVICE_NOT_SUPPORTED),
             Request::MonitorStart { device } => {
                 let line = self.line_of(device)?;
                 let xref = self.next_monitor.to_string();

@@ -19,7 +19,9 @@ use heapless::{Deque, String, Vec};
 use httparse::Status;
 
 use super::frame::{self, FrameError, InvokeId};
-use crate::csta::{self, ErrorCode, Message, Namespace, Request, SessionMessage, SystemMessage, Text};
+use crate::csta::{
+    self, ErrorCode, Message, Namespace, Request, Response, Services, SessionMessage, SystemMessage, Text,
+};
 use crate::cti::{CtiEvent, DownReason, Failure, Incoming, LinkAction, RequestTag, SendError, SlotId};
 use crate::outbuf::{OutBuf, Overflow};
 use crate::recvbuf::RecvBuf;
@@ -140,6 +142,9 @@ pub struct Counters {
     pub events: u64,
     /// Frames whose document did not parse.
     pub malformed: u64,
+    /// Events and notices the gateway does not model (well-formed, not
+    /// for a monitor), passed over.
+    pub events_ignored: u64,
     /// The node's own requests answered (its SystemStatus).
     pub node_requests: u64,
     /// Bytes read.
@@ -154,6 +159,8 @@ enum Purpose {
     Register,
     Heartbeat,
     StopSession,
+    /// GetCSTAFeatures, asked once the link is up.
+    Features,
     Caller(RequestTag),
 }
 
@@ -243,6 +250,9 @@ pub struct Link {
     /// The connect deadline, the next attempt or the next heartbeat.
     timer: Option<Instant>,
     attempts: u32,
+    /// The services the node listed in its GetCSTAFeaturesResponse on
+    /// this connection; `None` until it did (or when it would not).
+    services: Option<Services>,
     counters: Counters,
 }
 
@@ -264,6 +274,7 @@ impl Link {
             missed: 0,
             timer: None,
             attempts: 0,
+            services: None,
             counters: Counters::default(),
         }
     }
@@ -288,6 +299,10 @@ impl Link {
 
     pub(crate) fn namespace(&self) -> Namespace {
         self.namespace
+    }
+
+    pub(crate) fn services(&self) -> Option<Services> {
+        self.services
     }
 
     /// Counts a document of the node's that the caller could not parse.
@@ -393,6 +408,13 @@ impl Link {
         self.counters.connects += 1;
         self.timer = Some(now + ctx.timing.heartbeat_interval);
         ctx.event(CtiEvent::NodeUp { slot: self.slot, connection_id: id });
+        // What the node supports, for what Lync is offered.
+        let namespace = self.namespace;
+        let features = Request::GetCstaFeatures { line: None };
+        let deadline = now + ctx.timing.request_timeout;
+        if self.requests.send(deadline, Purpose::Features, |o| features.write(namespace, o)).is_err() {
+            log::warn!("{}: no room to ask the node for its features; every relayable service is offered", self.slot);
+        }
     }
 
     /// Takes the link down: every outstanding request fails at once, the
@@ -412,6 +434,7 @@ impl Link {
         ctx.event(CtiEvent::NodeDown { slot: self.slot, connection_id: self.connection_id, reason });
         self.state = LinkState::Down;
         self.connection_id = None;
+        self.services = None;
         self.session_id.clear();
         self.requests.tx.clear();
         self.timer = Some(now + ctx.timing.reconnect_interval);
@@ -453,6 +476,12 @@ impl Link {
                 }
                 Purpose::StartSession | Purpose::Register => {
                     return self.go_down(now, ctx, DownReason::SessionTimeout);
+                }
+                Purpose::Features => {
+                    log::warn!(
+                        "{}: the node did not answer GetCSTAFeatures; every relayable service is offered",
+                        self.slot
+                    );
                 }
                 Purpose::StopSession => {}
             }
@@ -562,8 +591,12 @@ impl Link {
                     self.go_down(now, ctx, DownReason::SessionTerminated);
                     Incoming::Handled
                 }
-                // Anything else the node says unasked is not for a monitor.
-                Ok(_) => Incoming::Handled,
+                // Anything else the node says unasked is not for a monitor,
+                // nor are events the gateway does not model: not faults.
+                Ok(_) | Err(csta::Error::UnknownMessage) => {
+                    self.counters.events_ignored += 1;
+                    Incoming::Handled
+                }
                 Err(_) => {
                     self.counters.malformed += 1;
                     Incoming::Handled
@@ -623,6 +656,19 @@ impl Link {
                 match csta::parse_in(frame.body, self.namespace).map(|d| d.message) {
                     Ok(Message::System(SystemMessage::Registered { .. })) => self.come_up(now, ctx),
                     _ => self.go_down(now, ctx, DownReason::SessionRefused),
+                }
+                Some(Incoming::Handled)
+            }
+            Purpose::Features => {
+                match csta::parse_in(frame.body, self.namespace).map(|d| d.message) {
+                    Ok(Message::Response(Response::Features(services))) => {
+                        log::info!("{}: the node supports {} of the services", self.slot, services.iter().count());
+                        self.services = Some(services);
+                    }
+                    _ => log::warn!(
+                        "{}: the node would not list its features; every relayable service is offered",
+                        self.slot
+                    ),
                 }
                 Some(Incoming::Handled)
             }

@@ -89,6 +89,9 @@ pub struct GatewayConfig {
     pub message_size: usize,
     /// Retry-After of a 503 when the session table is full, in seconds.
     pub retry_after_full: u32,
+    /// The services Lync may be offered (all, unless the operator
+    /// withholds some); each node's own list narrows it further.
+    pub services: Services,
 }
 
 impl GatewayConfig {
@@ -107,6 +110,7 @@ impl GatewayConfig {
             out_queue: board::OUT_QUEUE,
             message_size: board::MESSAGE_SIZE,
             retry_after_full: 30,
+            services: Services::all(),
         }
     }
 }
@@ -157,6 +161,9 @@ pub struct Counters {
     /// Relayed requests refused because Lync is not taking its events as
     /// fast as they come (too many event INFOs waiting).
     pub backlog_refusals: u64,
+    /// Requests for a service the session's node does not support (or
+    /// the operator withholds), refused without a round trip.
+    pub unsupported_refusals: u64,
     /// Requests refused because a number to call matched no `to_node`
     /// rule of the dial plan (or a device did not translate).
     pub dialplan_refusals: u64,

@@ -56,9 +56,15 @@ impl Gateway {
         let Csta::Request(request) = doc.message else {
             return self.respond(from, m, 400, "Bad Request: the body is not a CSTA request", None, |_| Ok(()));
         };
+        let offered = self.offered(s.node.slot);
+        if !offered.contains(request.service()) {
+            self.counters.unsupported_refusals += 1;
+            log::info!("{}: {} refused: not offered on this node", s.user, request.service().request_name());
+            return self.answer_csta(from, m, namespace, &Csta::Error(ErrorCode::SERVICE_NOT_SUPPORTED));
+        }
         match request {
             Request::GetCstaFeatures { .. } => {
-                self.answer_csta(from, m, namespace, &Csta::Response(Response::Features(Services::all())))
+                self.answer_csta(from, m, namespace, &Csta::Response(Response::Features(offered)))
             }
             Request::RequestSystemStatus { .. } => {
                 let up = self.nodes.state(s.node.slot) == LinkState::Up
@@ -68,6 +74,15 @@ impl Gateway {
             }
             _ => self.relay(from, m, h, &request),
         }
+    }
+
+    /// The services a session on the node in `slot` is offered: what the
+    /// node listed at link-up (everything the gateway relays, when it did
+    /// not say), as far as the operator allows, and the two the gateway
+    /// answers itself. Lync shows a button only for an offered service.
+    pub(super) fn offered(&self, slot: SlotId) -> Services {
+        let node = self.nodes.services(slot).unwrap_or_else(Services::all);
+        node.and(self.config.services).with(Service::GetCstaFeatures).with(Service::RequestSystemStatus)
     }
 
     /// Relays a request to the session's node, after checking the user
