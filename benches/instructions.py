@@ -51,7 +51,9 @@ def main():
     rows = []
     for kind, what in [("features", "GetCSTAFeatures, answered by the gateway (parse, route, write the 200)"),
                        ("relayed", "GetDoNotDisturb relayed to a node and its answer carried back"),
-                       ("event", "a node's DeliveredEvent relayed to Lync as an INFO, and Lync's 200 to it")]:
+                       ("event", "a node's DeliveredEvent relayed to Lync as an INFO, and Lync's 200 to it"),
+                       ("relayed+dialplan", "the same GetDoNotDisturb through a PBX's dial plan (devices rewritten both ways)"),
+                       ("event+dialplan", "the same DeliveredEvent through a PBX's dial plan (every device rewritten)")]:
         per_request = (instructions(binary, kind, N) - instructions(binary, kind, 0)) / N
         rows.append(f"| {what} | {per_request:,.0f} |")
     lines = [

@@ -15,6 +15,11 @@
 //! sends N DeliveredEvents (the shared sample), each relayed to Lync as an
 //! INFO, which Lync answers 200.
 //!
+//! `relayed+dialplan` and `event+dialplan`: the same through a PBX, with
+//! config/pbx.conf's dial plan and line file (the node simulated
+//! OpenScape-style): every device of the request, the answer and the event
+//! rewritten on the way.
+//!
 //! The core is driven by the crate's test rig (`ctigw::rig`), every call
 //! into it made through [`core_call`]: run under
 //! `--toggle-collect=*core_call*`, callgrind counts the gateway's work
@@ -120,7 +125,11 @@ fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let kind = args.next().unwrap_or_else(|| "features".into());
     let n: u32 = args.next().and_then(|n| n.parse().ok()).unwrap_or(PREPARED).min(PREPARED);
-    let lines = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/lines.conf")).expect("lines");
+    let dialplan = kind.ends_with("+dialplan");
+    let kind = kind.trim_end_matches("+dialplan").to_string();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/config/");
+    let lines = std::fs::read_to_string(format!("{dir}{}", if dialplan { "pbx-lines.conf" } else { "lines.conf" }))
+        .expect("lines");
     let config = NodeConfig {
         addr: "127.0.0.1:7001".parse().expect("literal"),
         protocol: Protocol::CstaXml(SessionMode::Ecma354),
@@ -130,9 +139,15 @@ fn main() {
     let mut gw_config = GatewayConfig::new("gw.example.com", 5060, trusted);
     gw_config.sessions = 64;
     let now = Instant::now();
-    let gw = Gateway::new(now, gw_config, Appearances::parse(&lines).expect("lines parse"), nodes);
-    let sim_lines = [("tel:+14255550101;ext=101", "SEPA")];
-    let node = Node::new(Switch::new(sim_lines, Outside::Answer(Duration::from_millis(100))), Faults::default());
+    let mut gw = Gateway::new(now, gw_config, Appearances::parse(&lines).expect("lines parse"), nodes);
+    let sim_lines = [("tel:+14255550101;ext=101", if dialplan { "101" } else { "SEPA" })];
+    let mut switch = Switch::new(sim_lines, Outside::Answer(Duration::from_millis(100)));
+    if dialplan {
+        let pbx = ctigw::config::Config::load(std::path::Path::new(&format!("{dir}pbx.conf"))).expect("pbx.conf");
+        gw.set_dialplan(pbx.dialplan);
+        switch.set_naming(ctigw::sim::switch::Naming::OpenScape);
+    }
+    let node = Node::new(switch, Faults::default());
     let mut rig = Rig::with_calls(now, gw, vec![node], Counted);
     let pool = Peer { addr: "127.0.0.1:5070".parse().expect("literal"), transport: Transport::Udp };
     let invite = request("INVITE", 1, "", &format!("<RequestSystemStatus xmlns=\"{NS}\"/>"));

@@ -630,6 +630,32 @@ mod tests {
     }
 
     #[test]
+    fn the_dial_plans_appliance_conf_shows_parse_and_translate() {
+        // Its two commented examples, uncommented: the documentation stays true.
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/appliance.conf")).unwrap();
+        let base = "[sip]\nlisten = 127.0.0.1:5060\n[cti]\nnode = 127.0.0.1:7001\n";
+        let plans: Vec<DialPlan> = text
+            .split("# [dialplan]\n")
+            .skip(1)
+            .map(|block| {
+                let rules: String =
+                    block.lines().filter_map(|l| l.strip_prefix("# to_")).map(|r| format!("to_{r}\n")).collect();
+                Config::parse(Path::new("appliance.conf"), &format!("{base}[dialplan]\n{rules}"))
+                    .unwrap()
+                    .dialplan
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(plans.len(), 2);
+        let (extensions, openscape) = (&plans[0], &plans[1]);
+        assert_eq!(extensions.apply(Direction::ToNode, "+14255559876").as_deref(), Some("914255559876"));
+        assert_eq!(extensions.apply(Direction::ToNode, "+14255550101").as_deref(), Some("101"));
+        assert_eq!(extensions.apply(Direction::ToLync, "4255559876").as_deref(), Some("+14255559876"));
+        assert_eq!(openscape.apply(Direction::ToNode, "101").as_deref(), Some("+14255550101"));
+        assert_eq!(openscape.apply(Direction::ToLync, "14255550101").as_deref(), Some("+14255550101"));
+    }
+
+    #[test]
     fn services_withheld_from_lync() {
         let path = Path::new("/etc/ctigw/ctigw.conf");
         let base = "[sip]\nlisten = 127.0.0.1:5060\n[cti]\nnode = 127.0.0.1:7001\n";

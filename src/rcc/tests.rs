@@ -1085,3 +1085,45 @@ fn lync_is_offered_what_the_node_supports_and_the_operator_allows() {
     );
     assert_eq!(csta_answer(&bob.info(&mut w, &hold)), Csta::Error(csta::ErrorCode::SERVICE_NOT_SUPPORTED));
 }
+
+#[test]
+fn a_shared_line_through_a_pbx_brings_each_user_its_events_in_their_own_names() {
+    // 199 is on carol's and dave's phones (config/pbx-lines.conf); each
+    // monitors it, each with the line written their own Lync's way.
+    let mut w = pbx_world();
+    let (carol_line, dave_line) = ("tel:+14255550199;ext=199", "tel:199");
+    let mut carol = Lync::new("carol@example.com", "sh1", udp());
+    carol.invite(&mut w, Some(carol_line));
+    carol.ack(&mut w);
+    let mut dave = Lync::new("dave@example.com", "sh2", tcp());
+    dave.invite(&mut w, Some(dave_line));
+    dave.ack(&mut w);
+    for (lync, line) in [(&mut carol, carol_line), (&mut dave, dave_line)] {
+        let answer = csta_answer(&lync.info(&mut w, &monitor_start(line)));
+        assert!(matches!(answer, Csta::Response(Response::MonitorStarted { .. })), "{answer:?}");
+    }
+    // A caller from the PSTN rings the shared line.
+    let (reply, outputs) = {
+        let now = w.now;
+        w.nodes[0].node.command(now, "call 4255557777 199").expect("a switch command")
+    };
+    assert!(reply.starts_with("ok C-"), "{reply}");
+    w.deliver(0, outputs);
+    w.pump();
+    let out = w.take();
+    let (to_carol, to_dave): (Vec<_>, Vec<_>) = out.into_iter().partition(|m| m.call_id() == Ok("sh1"));
+    assert_eq!(events(&to_carol), ["DeliveredEvent"]);
+    assert_eq!(events(&to_dave), ["DeliveredEvent"]);
+    let (carol_sees, dave_sees) = (devices_in(&to_carol), devices_in(&to_dave));
+    assert!(
+        carol_sees.contains(&carol_line.to_string()) && !carol_sees.contains(&dave_line.to_string()),
+        "{carol_sees:?}"
+    );
+    assert!(
+        dave_sees.contains(&dave_line.to_string()) && !dave_sees.contains(&carol_line.to_string()),
+        "{dave_sees:?}"
+    );
+    for seen in [&carol_sees, &dave_sees] {
+        assert!(seen.contains(&"tel:+14255557777".to_string()), "the caller id in E.164 by to_lync: {seen:?}");
+    }
+}
