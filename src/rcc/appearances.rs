@@ -27,6 +27,18 @@ pub struct Appearances {
     by_device: Vec<u32>,
 }
 
+/// One user's assignments ([`Appearances::of_user`]).
+pub struct UserLines<'a>(&'a [Entry]);
+
+impl UserLines<'_> {
+    /// True when `device` (as the telephone system names it, in any
+    /// spelling) carries the user's line `number`: the devices the node
+    /// may report for the user's own end of a call.
+    pub fn is_device_of(&self, number: &Number, device: &str) -> bool {
+        self.0.iter().any(|e| e.number.matches(number) && same_device(&e.device, device))
+    }
+}
+
 /// The value of a `;device=` parameter of a line URI
 /// (`tel:73124;phone-context=dialstring;device=SEPA1B2C3D4E5F6`), as Cisco
 /// deployments name which phone of a shared line Lync controls.
@@ -133,11 +145,9 @@ impl Appearances {
         }
     }
 
-    /// True when `device` (as the telephone system names it, in any
-    /// spelling) carries the user's line `number`: the devices the node
-    /// may report for the user's own end of a call.
-    pub fn is_device_of(&self, user: &str, number: &Number, device: &str) -> bool {
-        self.of(user).iter().any(|e| e.number.matches(number) && same_device(&e.device, device))
+    /// One user's assignments, looked up once for many questions.
+    pub fn of_user(&self, user: &str) -> UserLines<'_> {
+        UserLines(self.of(user))
     }
 
     /// The line a device of the telephone system carries, as the line

@@ -15,7 +15,7 @@
 
 use heapless::String;
 
-use super::appearances::Appearances;
+use super::appearances::{Appearances, UserLines};
 use crate::csta::{DeviceRole, ErrorCode, Event, Request, Response, Text};
 use crate::dialplan::{DialPlan, Direction, number_of};
 use crate::tel::Number;
@@ -55,6 +55,12 @@ impl<'s> Arena<'s> {
         let used: &'s [u8] = used;
         core::str::from_utf8(used).ok()
     }
+}
+
+/// The user's lines and the session's line number, for one message.
+struct Own<'a> {
+    mine: UserLines<'a>,
+    line: Option<Number>,
 }
 
 /// What rewriting one session's messages needs.
@@ -103,24 +109,37 @@ impl Translation<'_> {
 
     /// Rewrites a node's answer into Lync's names.
     pub fn response_to_lync<'s>(&self, response: &mut Response<'s>, arena: &mut Arena<'s>) {
-        let line = Number::parse(self.line).ok();
-        let _ = response.visit_devices(|_, text| self.reported(line.as_ref(), text, arena));
+        let mut own = None;
+        let _ = response.visit_devices(|_, text| self.reported(own.get_or_insert_with(|| self.own()), text, arena));
     }
 
     /// Rewrites a node's event into Lync's names.
     pub fn event_to_lync<'s>(&self, event: &mut Event<'s>, arena: &mut Arena<'s>) {
-        let line = Number::parse(self.line).ok();
-        let _ = event.visit_devices(|_, text| self.reported(line.as_ref(), text, arena));
+        let mut own = None;
+        let _ = event.visit_devices(|_, text| self.reported(own.get_or_insert_with(|| self.own()), text, arena));
+    }
+
+    /// What tells the user's own end of a call, looked up once a message
+    /// (at its first device: many answers have none).
+    fn own(&self) -> Own<'_> {
+        Own { mine: self.appearances.of_user(self.user), line: Number::parse(self.line).ok() }
     }
 
     /// One device a node reports, rewritten: the user's own (a device of
     /// theirs carrying the session's line, or the line's number) as the
     /// line Lync wrote; left as it is when it is a name, or when the
     /// arena is full.
-    fn reported<'s>(&self, line: Option<&Number>, text: &mut Text<'s>, arena: &mut Arena<'s>) -> Result<(), ()> {
+    fn reported<'s>(&self, own: &Own<'_>, text: &mut Text<'s>, arena: &mut Arena<'s>) -> Result<(), ()> {
         let mut scratch = [0u8; MAX_DEVICE];
-        let Ok(reported) = text.unescape_into(&mut scratch) else { return Ok(()) };
-        let is_device = line.is_some_and(|l| self.appearances.is_device_of(self.user, l, reported));
+        let reported = match text.as_str() {
+            Some(plain) => plain,
+            None => match text.unescape_into(&mut scratch) {
+                Ok(decoded) => decoded,
+                Err(_) => return Ok(()),
+            },
+        };
+        let line = own.line.as_ref();
+        let is_device = line.is_some_and(|l| own.mine.is_device_of(l, reported));
         let rewritten = match number_of(reported) {
             _ if is_device => arena.put(&[self.line]),
             // A colleague's phone by name: the line it carries.
