@@ -34,12 +34,15 @@ pub const MAX_XREF: usize = 32;
 pub struct Session {
     /// The user (the INVITE's From URI).
     pub user: String<MAX_URI>,
-    /// The line the session controls, as the line file writes it.
+    /// The line the session controls, as Lync wrote it in the INVITE
+    /// (`lcs:line`): it goes back to Lync byte for byte where the node
+    /// names the user's device. The line file's spelling when Lync named
+    /// none.
     pub line: String<MAX_URI>,
-    /// The same line as Lync wrote it in the INVITE (`lcs:line`), which
-    /// goes back to Lync byte for byte where the node names the user's
-    /// device; the line file's spelling when Lync named none.
-    pub line_as_sent: String<MAX_URI>,
+    /// The user and the line as the line file writes it, hashed
+    /// ([`user_line_key`]): one session per user and line, whatever
+    /// spelling Lync used.
+    pub line_key: u64,
     /// The CSTA edition Lync spoke in the INVITE.
     pub namespace: Namespace,
     /// The SIP dialog with Lync.
@@ -102,7 +105,7 @@ impl Session {
         Session {
             user: String::new(),
             line: String::new(),
-            line_as_sent: String::new(),
+            line_key: 0,
             namespace: Namespace::Ed3,
             dialog: Dialog {
                 call_id: String::new(),
@@ -127,8 +130,14 @@ impl Session {
     }
 
     fn user_line_hash(&self) -> u64 {
-        hash(&[self.user.as_bytes(), self.line.as_bytes()], true)
+        self.line_key
     }
+}
+
+/// The key of a user's session on a line: the user and the line as the
+/// line file writes it, ASCII case ignored.
+pub fn user_line_key(user: &str, line: &str) -> u64 {
+    hash(&[user.as_bytes(), line.as_bytes()], true)
 }
 
 fn dialog_hash(call_id: &str) -> u64 {
@@ -219,13 +228,14 @@ impl Sessions {
         })
     }
 
-    /// The session of `user` on `line`, if one is open.
+    /// The session of `user` on `line` (as the line file writes it), if
+    /// one is open.
     pub fn find_user_line(&self, user: &str, line: &str) -> Option<Handle> {
-        let key = hash(&[user.as_bytes(), line.as_bytes()], true);
+        let key = user_line_key(user, line);
         self.by_user_line.candidates(key).find_map(|i| {
             let h = self.pool.handle_at(i)?;
             let s = self.pool.get(h)?;
-            (s.user.eq_ignore_ascii_case(user) && s.line.eq_ignore_ascii_case(line)).then_some(h)
+            (s.user.eq_ignore_ascii_case(user) && s.line_key == key).then_some(h)
         })
     }
 
@@ -286,6 +296,7 @@ mod tests {
             s.dialog.local_tag.push_str("l").unwrap();
             s.user.push_str(user).unwrap();
             s.line.push_str(line).unwrap();
+            s.line_key = user_line_key(user, line);
         })
     }
 

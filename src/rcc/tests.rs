@@ -716,6 +716,13 @@ fn a_user_uri_with_parameters_is_the_same_user_and_replaces_the_session() {
     assert_eq!(w.gw.session_count(), 1, "one session per user and line");
     assert_eq!(w.gw.counters.sessions_replaced, 1);
     assert_eq!(w.gw.sessions().next().unwrap().user.as_str(), "sip:bob@example.com");
+    // The same line in another spelling is the same line: replaced again,
+    // and the session keeps the spelling of the newest INVITE.
+    let mut third = Lync::new("bob@example.com", "b3", udp());
+    let out = third.invite(&mut w, Some("tel:102"));
+    assert!(out.iter().any(|m| m.method() == Some(sip::Method::Bye) && m.call_id().unwrap() == "b2"), "{out:#?}");
+    assert_eq!((w.gw.session_count(), w.gw.counters.sessions_replaced), (1, 2));
+    assert_eq!(w.gw.sessions().next().unwrap().line.as_str(), "tel:102");
 }
 
 #[test]

@@ -130,7 +130,9 @@ impl Gateway {
             log::info!("{from}: INVITE refused: {user} asked for a line not assigned to them");
             return self.respond(from, m, 403, "Forbidden: line not assigned to the user", None, |_| Ok(()));
         };
-        // The line as Lync wrote it goes back to Lync byte for byte.
+        // The line as Lync wrote it goes back to Lync byte for byte; the
+        // line file's spelling keys the session.
+        let line_key = session::user_line_key(user, &line);
         let line_as_sent = line_as_sent.map_or(Some(line.clone()), copy_str::<MAX_URI>).unwrap_or_default();
         let session_expires = match session_expires(m) {
             Ok(se) => se,
@@ -177,8 +179,8 @@ impl Gateway {
             s.dialog.local_uri = fields.local_uri;
             s.dialog.remote_target = fields.remote_target;
             s.dialog.routes = fields.routes;
-            s.line = line.clone();
-            s.line_as_sent = line_as_sent;
+            s.line = line_as_sent;
+            s.line_key = line_key;
             s.dialog.peer = from;
             s.namespace = namespace;
             s.node.slot = slot;

@@ -54,7 +54,7 @@ impl Gateway {
             (Some(plan), Some(s)) => {
                 arena_buf = [0u8; ARENA_SIZE];
                 let mut arena = Arena::new(&mut arena_buf);
-                let t = Translation { plan, appearances: &self.appearances, user: &s.user, line: &s.line_as_sent };
+                let t = Translation { plan, appearances: &self.appearances, user: &s.user, line: &s.line };
                 let mut e = event.clone();
                 t.event_to_lync(&mut e, &mut arena);
                 translated = e;

@@ -144,7 +144,7 @@ impl Gateway {
                 arena_buf = [0u8; ARENA_SIZE];
                 let mut arena = Arena::new(&mut arena_buf);
                 let s = self.sessions.get(h).expect("checked by the caller");
-                let t = Translation { plan, appearances: &self.appearances, user: &s.user, line: &s.line_as_sent };
+                let t = Translation { plan, appearances: &self.appearances, user: &s.user, line: &s.line };
                 let mut translated = *request;
                 if let Err(code) = t.request_to_node(&mut translated, &mut arena) {
                     self.counters.dialplan_refusals += 1;
@@ -230,7 +230,7 @@ impl Gateway {
                 (Ok(Csta::Response(response)), Some(plan), Some(s)) => {
                     arena_buf = [0u8; ARENA_SIZE];
                     let mut arena = Arena::new(&mut arena_buf);
-                    let t = Translation { plan, appearances: &self.appearances, user: &s.user, line: &s.line_as_sent };
+                    let t = Translation { plan, appearances: &self.appearances, user: &s.user, line: &s.line };
                     let mut r = response.clone();
                     t.response_to_lync(&mut r, &mut arena);
                     translated = Csta::Response(r);
