@@ -536,6 +536,7 @@ fn a_node_that_speaks_first_is_answered_then_registered() {
     assert_eq!(frames[0], (zero, "SystemStatusResponse".to_string()), "answered under the node's invoke id");
     assert_eq!(frames[1].1, "SystemRegister");
     assert_eq!(h.nodes.state(S0), LinkState::StartingSession, "up only once registered");
+    assert_eq!(h.nodes.namespace(S0), Namespace::Ed4, "the edition the switch greeted in");
     feed_text(
         &mut h,
         S0,

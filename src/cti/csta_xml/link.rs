@@ -680,14 +680,23 @@ impl Link {
     /// with an empty SystemStatusResponse under the same id. A node that
     /// speaks first then gets the gateway's SystemRegister.
     fn system_status(&mut self, id: InvokeId, body: &[u8], now: Instant, ctx: &mut Context<'_>) -> Incoming<'static> {
-        let status = match csta::parse_in(body, self.namespace).map(|d| d.message) {
-            Ok(Message::System(SystemMessage::Status { status })) => status,
+        let (status, spoken) = match csta::parse_in(body, self.namespace) {
+            Ok(csta::Document { message: Message::System(SystemMessage::Status { status }), namespace }) => {
+                (status, namespace)
+            }
             _ => {
                 self.counters.malformed += 1;
                 return Incoming::Handled;
             }
         };
         self.counters.node_requests += 1;
+        // A switch that speaks first says its edition in its greeting: the
+        // link speaks it too from its SystemStatusResponse on.
+        if self.state == LinkState::StartingSession && self.mode == SessionMode::SystemRegister {
+            if let Some(edition) = Some(spoken).filter(|ns| *ns != Namespace::AppSession) {
+                self.namespace = edition;
+            }
+        }
         if status.eq_str("disabled") {
             log::warn!("{}: the node reports its system status disabled", self.slot);
         }
