@@ -154,6 +154,29 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
+/// A test CA, the gateway's certificate and the trusted pool's, the PEM
+/// files the configuration names written in a folder of their own.
+struct Pki {
+    ca: Ca,
+    pool: Identity,
+    ca_pem: String,
+    cert: String,
+    key: String,
+}
+
+fn pki(folder: &str) -> Pki {
+    let dir = scratch_dir(folder);
+    let ca = Ca::new("Test Lync CA");
+    let gateway_id = ca.issue(Some("gw.example.com"), &["gw.example.com", "127.0.0.1"]);
+    let pool = ca.issue(Some(POOL), &["fe1.lync-pool.example.com"]);
+    let (ca_pem, cert, key) = (
+        write(&dir, "ca.pem", &ca.pem()),
+        write(&dir, "gw.pem", &gateway_id.cert),
+        write(&dir, "gw.key", &gateway_id.key),
+    );
+    Pki { ca, pool, ca_pem, cert, key }
+}
+
 /// Signs `user` in on `line` over TLS, monitors `device`, makes a call to
 /// an outside number and waits for the event INFOs it brings, checking
 /// the gateway's TLS Via and Contact on the way.
@@ -191,15 +214,7 @@ fn works_over_tls(lync: &mut Lync, line: &str, device: &str, tls_port: u16) {
 
 #[test]
 fn a_trusted_pool_works_over_tls_and_every_other_peer_is_refused_and_counted() {
-    let dir = scratch_dir("tls-certs");
-    let ca = Ca::new("Test Lync CA");
-    let gateway_id = ca.issue(Some("gw.example.com"), &["gw.example.com", "127.0.0.1"]);
-    let pool = ca.issue(Some(POOL), &["fe1.lync-pool.example.com"]);
-    let (ca_pem, cert, key) = (
-        write(&dir, "ca.pem", &ca.pem()),
-        write(&dir, "gw.pem", &gateway_id.cert),
-        write(&dir, "gw.key", &gateway_id.key),
-    );
+    let Pki { ca, pool, ca_pem, cert, key } = pki("tls-certs");
 
     let sim = Sim::start(&[]);
     let (tls_port, admin) = (free_port(), SocketAddr::from(([127, 0, 0, 1], free_port())));
@@ -336,15 +351,7 @@ fn bad_tls_files_are_reported_at_load_and_at_start() {
 /// back byte for byte, for a plain and a Cisco-style line.
 #[test]
 fn through_a_pbx_over_tls() {
-    let dir = scratch_dir("tls-pbx-certs");
-    let ca = Ca::new("Test Lync CA");
-    let gateway_id = ca.issue(Some("gw.example.com"), &["gw.example.com", "127.0.0.1"]);
-    let pool = ca.issue(Some(POOL), &["fe1.lync-pool.example.com"]);
-    let (ca_pem, cert, key) = (
-        write(&dir, "ca.pem", &ca.pem()),
-        write(&dir, "gw.pem", &gateway_id.cert),
-        write(&dir, "gw.key", &gateway_id.key),
-    );
+    let Pki { ca, pool, ca_pem, cert, key } = pki("tls-pbx-certs");
     let sim = common::pbx::start_sim();
     let tls_port = free_port();
     let extra = format!(

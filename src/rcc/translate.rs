@@ -195,6 +195,11 @@ mod tests {
         .unwrap()
     }
 
+    /// Alice's session on her line as Lync writes it.
+    fn alice<'c>(plan: &'c DialPlan, appearances: &'c Appearances) -> Translation<'c> {
+        Translation { plan, appearances, user: "sip:alice@example.com", line: "tel:+14255550101;ext=101" }
+    }
+
     fn write(m: &Message<'_>) -> std::string::String {
         let mut buf = [0u8; 4096];
         let mut out = OutBuf::new(&mut buf);
@@ -217,12 +222,7 @@ mod tests {
     #[test]
     fn a_make_call_in_the_nodes_names() {
         let (plan, apps) = (plan(), appearances());
-        let alice = Translation {
-            plan: &plan,
-            appearances: &apps,
-            user: "sip:alice@example.com",
-            line: "tel:+14255550101;ext=101",
-        };
+        let alice = alice(&plan, &apps);
         let make_call = |called: &str| {
             format!(
                 "<MakeCall xmlns=\"{NS}\"><callingDevice>tel:+14255550101;ext=101</callingDevice>\
@@ -285,12 +285,7 @@ mod tests {
     #[test]
     fn names_pass_and_a_full_arena_leaves_devices_as_they_are() {
         let (plan, apps) = (plan(), appearances());
-        let alice = Translation {
-            plan: &plan,
-            appearances: &apps,
-            user: "sip:alice@example.com",
-            line: "tel:+14255550101;ext=101",
-        };
+        let alice = alice(&plan, &apps);
         let xml = format!(
             "<MakeCallResponse xmlns=\"{NS}\"><callingDevice><callID>C-7</callID><deviceID>101</deviceID>\
              </callingDevice></MakeCallResponse>"
