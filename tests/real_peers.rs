@@ -27,7 +27,9 @@ fn stack(name: &str) -> (Vec<Sim>, Gateway) {
 }
 
 fn sipp(gw: &Gateway, scenario: &str, transport: &str, user: &str, line: &str, extra: &[&str]) {
-    let dir = scratch_dir(&format!("sipp-{transport}-{}", scenario.rsplit('/').next().unwrap()));
+    // One folder per gateway too: tests run side by side with the same scenario.
+    let scenario_name = scenario.rsplit('/').next().unwrap();
+    let dir = scratch_dir(&format!("sipp-{transport}-{scenario_name}-{}", gw.sip.port()));
     let out = Command::new(tool("sipp"))
         .current_dir(&dir)
         .args(["-sf", scenario, "-key", "user", user, "-key", "line", line])
