@@ -26,6 +26,7 @@
 //! reconnect_interval = 10s
 //! request_timeout = 5s
 //! withhold = ConferenceCall GenerateDigits  # services never offered to Lync, whatever the nodes support
+//! failover = move                # a down node's sessions end with BYE, to sign in on a live one; or `wait`
 //!
 //! [admin]
 //! listen = 127.0.0.1:8080        # the default; `off` for none
@@ -60,6 +61,7 @@ use std::time::Duration;
 use crate::csta::{Service, Services};
 use crate::cti::{MAX_NODES, NodeConfig, Protocol, SessionMode, Timing};
 use crate::dialplan::{DialPlan, Direction, Rule};
+use crate::rcc::Failover;
 
 /// The default configuration file.
 pub const DEFAULT_PATH: &str = "/etc/ctigw/ctigw.conf";
@@ -158,6 +160,8 @@ pub struct Config {
     /// The services Lync may be offered: all the gateway relays, less
     /// those `[cti] withhold` names.
     pub services: Services,
+    /// What happens to a node's sessions when it goes down.
+    pub failover: Failover,
     /// Where the admin endpoint listens ([`DEFAULT_ADMIN_LISTEN`] unless
     /// set), or `None` for `listen = off`.
     pub admin_listen: Option<SocketAddr>,
@@ -251,7 +255,7 @@ fn parse_node(text: &str) -> Result<NodeConfig, String> {
 const REPEATABLE: [&str; 7] =
     ["sip.listen", "sip.trusted", "cti.node", "tls.listen", "tls.peer", "dialplan.to_node", "dialplan.to_lync"];
 /// Every key, as `section.key`.
-const KEYS: [&str; 25] = [
+const KEYS: [&str; 26] = [
     "sip.listen",
     "sip.host",
     "sip.trusted",
@@ -266,6 +270,7 @@ const KEYS: [&str; 25] = [
     "cti.request_timeout",
     "cti.connect_timeout",
     "cti.withhold",
+    "cti.failover",
     "admin.listen",
     "log.level",
     "lines.file",
@@ -315,6 +320,7 @@ impl Config {
             nodes: Vec::new(),
             timing: Timing::default(),
             services: Services::all(),
+            failover: Failover::Move,
             admin_listen: DEFAULT_ADMIN_LISTEN.parse().ok(),
             log_level: log::LevelFilter::Info,
             lines_file: dir.join("lines.conf"),
@@ -439,6 +445,10 @@ impl Config {
                     "cti.reconnect_interval" => config.timing.reconnect_interval = parse_duration(value)?,
                     "cti.request_timeout" => config.timing.request_timeout = parse_duration(value)?,
                     "cti.connect_timeout" => config.timing.connect_timeout = parse_duration(value)?,
+                    "cti.failover" => {
+                        config.failover = Failover::parse(value)
+                            .ok_or(format!("{value:?} is not a failover policy (move or wait)"))?
+                    }
                     "cti.withhold" => {
                         for name in value.split([',', ' ']).filter(|n| !n.is_empty()) {
                             let service = Service::from_request_name(name).ok_or(format!(

@@ -69,7 +69,13 @@ fn reload(path: &Path, running: &mut Config, gw: &mut Gateway) {
         ("sip.tcp_message_timeout", new.tcp_message_timeout != running.tcp_message_timeout),
         ("sip.tcp_connections", new.tcp_connections != running.tcp_connections),
         ("sip.sessions", new.sessions != running.sessions),
-        ("cti", new.nodes != running.nodes || new.timing != running.timing || new.services != running.services),
+        (
+            "cti",
+            new.nodes != running.nodes
+                || new.timing != running.timing
+                || new.services != running.services
+                || new.failover != running.failover,
+        ),
         ("admin.listen", new.admin_listen != running.admin_listen),
         ("tls", new.tls != running.tls),
     ];
@@ -125,6 +131,7 @@ pub fn run(path: PathBuf, mut config: Config, appearances: Appearances, tls: Opt
     sizes.sessions = config.sessions;
     sizes.tls_port = config.tls.as_ref().map(|t| t.listen[0].port());
     sizes.services = config.services;
+    sizes.failover = config.failover;
     let mut gateway = Gateway::new(Instant::now(), sizes, appearances, nodes);
     gateway.set_dialplan(config.dialplan.clone());
     let ex = Rc::new(LocalExecutor::new());

@@ -8,10 +8,11 @@
 pub mod appearances;
 mod gateway;
 pub mod session;
+pub mod session_timer;
 pub mod translate;
 
 pub use crate::transport::{ConnId, Peer, Transport};
-pub use gateway::{Counters, Deferrable, Gateway, GatewayConfig, Transmit};
+pub use gateway::{Counters, Deferrable, Failover, Gateway, GatewayConfig, Transmit};
 
 #[cfg(test)]
 mod tests;

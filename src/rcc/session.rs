@@ -3,11 +3,12 @@
 //! (Call-ID), by user and line (newest wins), and by monitor (node slot
 //! and cross-reference id) for routing events.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use heapless::{String, Vec};
 
 use super::Peer;
+use super::session_timer::Timer;
 use crate::csta::Namespace;
 use crate::cti::SlotId;
 use crate::index::{Index, hash};
@@ -83,8 +84,10 @@ pub struct Dialog {
     pub invite_2xx: Option<Handle>,
     /// The INVITE's CSeq (to match its retransmissions).
     pub invite_cseq: u32,
-    /// Session refresh interval (RFC 4028), if negotiated.
-    pub session_expires: Option<Duration>,
+    /// The session timer (RFC 4028), if negotiated.
+    pub timer: Option<Timer>,
+    /// The gateway's own refresh (UPDATE) is in flight.
+    pub refreshing: bool,
     /// When the session was last refreshed (INVITE, re-INVITE, UPDATE).
     pub refreshed_at: Instant,
 }
@@ -119,7 +122,8 @@ impl Session {
                 local_cseq: 0,
                 invite_2xx: None,
                 invite_cseq: 0,
-                session_expires: None,
+                timer: None,
+                refreshing: false,
                 refreshed_at: now,
             },
             node: NodeBinding { slot: SlotId::new(0).expect("slot 0"), connection_id: 0, monitors: Vec::new() },

@@ -11,7 +11,7 @@ use crate::csta::{self, Event, Message as Csta, Request, Response};
 use crate::cti::frame::InvokeId;
 use crate::cti::{NodeConfig, Nodes, Protocol, SessionMode, Timing};
 use crate::rig::Rig;
-use crate::rig::lync::{Lync, NS, POOL, body_of, csta_answer, events, only_response};
+use crate::rig::lync::{Lync, NS, POOL, body_of, csta_answer, events, only_request, only_response};
 use crate::sim::node::{Faults, Node};
 use crate::sim::switch::{Outside, Switch};
 use crate::sip::{self, Message};
@@ -219,7 +219,7 @@ fn another_users_device_or_line_is_refused_without_reaching_the_node() {
 
 #[test]
 fn a_dead_node_refuses_at_once_and_its_return_ends_the_old_sessions() {
-    let mut w = world(2, 8);
+    let mut w = world_with(2, 8, |c| c.failover = super::Failover::Wait);
     let mut alice = Lync::new("alice@example.com", "a1", udp());
     alice.sign_in(&mut w); // node 1
     let mut bob = Lync::new("bob@example.com", "b1", udp());
@@ -414,10 +414,11 @@ fn options_unknown_methods_required_extensions_and_session_timers() {
     assert_eq!(only_response(&out).status_code(), Some(420));
     assert_eq!(only_response(&out).value_of("Unsupported"), Some(&b"100rel"[..]));
 
-    // Session-Expires 1800: without a refresh the gateway ends the session.
+    // Session-Expires 1800, Lync the refresher: without a refresh the
+    // gateway ends the session 32 s before it expires (RFC 4028 section 10).
     let mut alice = Lync::new("alice@example.com", "a1", tcp());
     alice.sign_in(&mut w);
-    w.advance(1_799_000);
+    w.advance(1_767_000);
     assert_eq!(w.gw.session_count(), 1, "not yet");
     w.advance(6_000);
     let out = w.take();
@@ -1133,4 +1134,156 @@ fn a_shared_line_through_a_pbx_brings_each_user_its_events_in_their_own_names() 
     for seen in [&carol_sees, &dave_sees] {
         assert!(seen.contains(&"tel:+14255557777".to_string()), "the caller id in E.164 by to_lync: {seen:?}");
     }
+}
+
+#[test]
+fn failover_move_ends_a_dead_nodes_sessions_at_once_and_they_sign_in_on_a_live_node() {
+    let mut w = world(2, 8);
+    let mut alice = Lync::new("alice@example.com", "m1", udp());
+    alice.sign_in(&mut w); // node 1
+    let mut bob = Lync::new("bob@example.com", "m2", tcp());
+    bob.sign_in(&mut w); // node 2
+    w.kill(0);
+    let out = w.take();
+    let byes: Vec<_> = out.iter().filter(|m| m.method() == Some(sip::Method::Bye)).collect();
+    assert_eq!(byes.len(), 1, "{out:#?}");
+    assert_eq!(byes[0].call_id().unwrap(), "m1", "alice's session, at once");
+    assert_eq!(w.gw.session_count(), 1, "bob's stays");
+    alice.answer(&mut w, &out);
+    // Alice's client signs in again: on the live node.
+    let mut again = Lync::new("alice@example.com", "m3", udp());
+    again.sign_in(&mut w);
+    let slot = |w: &Rig, call_id: &str| {
+        w.gw.sessions().find(|s| s.dialog.call_id.as_str() == call_id).unwrap().node.slot.index()
+    };
+    assert_eq!(slot(&w, "m3"), 1);
+    let answer = csta_answer(&again.info(
+        &mut w,
+        &format!("<SnapshotDevice xmlns=\"{NS}\"><snapshotObject>tel:101</snapshotObject></SnapshotDevice>"),
+    ));
+    assert!(matches!(answer, Csta::Response(Response::Snapshot { .. })), "{answer:?}");
+    // The node's return ends nothing: its sessions were moved already.
+    w.revive(0);
+    w.advance(10_000);
+    assert!(w.take().iter().all(|m| m.method() != Some(sip::Method::Bye)));
+    assert_eq!(w.gw.session_count(), 2);
+
+    // A silenced node (its link open, its heartbeats unanswered) is
+    // declared down after heartbeat_interval x heartbeat_misses: the same.
+    let mut carol = Lync::new("carol@example.com", "m4", udp());
+    carol.sign_in(&mut w);
+    let on = slot(&w, "m4");
+    w.nodes[on].faults.stall = true;
+    // Heartbeats every 30 s, each given 5 s, two misses: down between 35
+    // and 65 s after the stall, whatever the phase of the heartbeat timer.
+    w.run_for(Duration::from_secs(34));
+    assert!(w.take().iter().all(|m| m.method() != Some(sip::Method::Bye)), "not yet: one heartbeat missed at most");
+    w.run_for(Duration::from_secs(32));
+    let out = w.take();
+    let mut byes: Vec<_> =
+        out.iter().filter(|m| m.method() == Some(sip::Method::Bye)).map(|m| m.call_id().unwrap()).collect();
+    byes.dedup(); // over UDP, retransmitted until answered
+    assert_eq!(byes, ["m4"], "carol's session, on the silenced node");
+}
+
+/// The session-timer headers of the gateway's 200 to an INVITE.
+fn timer_of(out: &[Message<'static>]) -> (Option<String>, Option<String>, Option<String>) {
+    let ok = only_response(out);
+    let header = |name| ok.single(name).unwrap().map(str::to_string);
+    (header(sip::HeaderName::SessionExpires), header(sip::HeaderName::Require), header(sip::HeaderName::MinSe))
+}
+
+#[test]
+fn session_timers_are_negotiated_as_rfc_4028_section_9_says() {
+    let mut w = world(1, 8);
+    let some = |s: &str| Some(s.to_string());
+    let mut invite = |user: &'static str, call_id: &str, headers: &str| {
+        let mut lync = Lync::new(user, call_id, tcp());
+        lync.timer_headers = headers.to_string();
+        let out = lync.invite(&mut w, None);
+        (lync, out)
+    };
+    // Supported: timer: the UAC refreshes unless it asked otherwise.
+    let (_, out) = invite("alice@example.com", "t1", "Supported: timer\nSession-Expires: 1800\n");
+    assert_eq!(timer_of(&out), (some("1800;refresher=uac"), some("timer"), None));
+    let (_, out) = invite("bob@example.com", "t2", "Supported: timer\nSession-Expires: 600;refresher=uas\n");
+    assert_eq!(timer_of(&out), (some("600;refresher=uas"), some("timer"), None));
+    // No Supported: timer (a proxy asked): the UAS refreshes, nothing required.
+    let (_, out) = invite("carol@example.com", "t3", "Session-Expires: 1800;refresher=uac\n");
+    assert_eq!(timer_of(&out), (some("1800;refresher=uas"), None, None));
+    // Too small: 422 with support; raised to the minimum without.
+    let (_, out) = invite("dave@example.com", "t4", "Supported: timer\nSession-Expires: 60\n");
+    assert_eq!(only_response(&out).status_code(), Some(422));
+    assert_eq!(only_response(&out).single(sip::HeaderName::MinSe).unwrap(), Some("90"));
+    let (_, out) = invite("dave@example.com", "t5", "Session-Expires: 60\n");
+    assert_eq!(timer_of(&out), (some("90;refresher=uas"), None, some("90")));
+    // No Session-Expires: no timer.
+    let (_, out) = invite("bob@example.com", "t6", "Supported: timer\n");
+    assert_eq!(timer_of(&out), (None, None, None));
+    let (_, out) = invite("alice@example.com", "t7", "Session-Expires: soon\n");
+    assert_eq!(only_response(&out).reason(), Some("Bad Request: malformed Session-Expires or Min-SE"));
+}
+
+#[test]
+fn the_gateway_refreshes_with_update_when_it_is_the_refresher() {
+    let mut w = world(1, 8);
+    let mut carol = Lync::new("carol@example.com", "u1", tcp());
+    carol.timer_headers = "Session-Expires: 600\n".into();
+    carol.invite(&mut w, None);
+    carol.ack(&mut w);
+    w.advance(295_000);
+    assert!(w.take().is_empty(), "not before half the interval");
+    w.advance(10_000);
+    let out = w.take();
+    let update = only_request(&out, sip::Method::Update);
+    assert_eq!(update.single(sip::HeaderName::SessionExpires).unwrap(), Some("600;refresher=uas"));
+    assert_eq!(update.call_id().unwrap(), "u1");
+    carol.answer(&mut w, &out);
+    // Renewed: the next one half an interval after that answer.
+    w.advance(295_000);
+    assert!(w.take().is_empty());
+    w.advance(10_000);
+    let out = w.take();
+    only_request(&out, sip::Method::Update);
+    assert_eq!(w.gw.session_count(), 1);
+    // Lync no longer knows the dialog: 481 ends the session with BYE.
+    let ok = out.iter().find(|m| m.method().is_some()).unwrap();
+    let mut buf = vec![0u8; 2048];
+    let gone = sip::MessageWriter::response_to(&mut buf, ok, 481, "Call/Transaction Does Not Exist", None, None)
+        .unwrap()
+        .finish()
+        .unwrap()
+        .to_vec();
+    let text = std::str::from_utf8(&gone).unwrap().trim_end_matches("Content-Length: 0\r\n\r\n").replace("\r\n", "\n");
+    let out = w.send(carol.peer, &text);
+    only_request(&out, sip::Method::Bye);
+    assert_eq!(w.gw.session_count(), 0);
+}
+
+#[test]
+fn a_refresh_a_minute_before_expiry_keeps_the_session_its_monitors_and_events() {
+    let mut w = world(1, 8);
+    let mut alice = Lync::new("alice@example.com", "r1", udp());
+    alice.sign_in(&mut w);
+    let answer = csta_answer(&alice.info(
+        &mut w,
+        &format!("<MonitorStart xmlns=\"{NS}\"><monitorObject><deviceObject>tel:101</deviceObject></monitorObject></MonitorStart>"),
+    ));
+    assert!(matches!(answer, Csta::Response(Response::MonitorStarted { .. })));
+    // As pidgin-sipe's uaCSTA code does: a re-INVITE of the session at
+    // Session-Expires minus 60 s, the same RequestSystemStatus body.
+    w.advance(1_740_000);
+    let body = format!("<RequestSystemStatus xmlns=\"{NS}\"/>");
+    let out = alice.in_dialog(&mut w, "INVITE", &body);
+    let ok = only_response(&out);
+    assert_eq!(ok.status_code(), Some(200));
+    alice.ack(&mut w);
+    w.advance(1_000_000); // past the first expiry
+    assert_eq!(w.gw.session_count(), 1, "refreshed");
+    // Its monitor still brings events.
+    let (reply, outputs) = w.nodes[0].node.command(w.now, "call tel:+14255557777 tel:101").unwrap();
+    assert!(reply.starts_with("ok"));
+    w.deliver(0, outputs);
+    w.pump();
+    assert_eq!(events(&w.take()), ["DeliveredEvent"]);
 }

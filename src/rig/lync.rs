@@ -43,12 +43,23 @@ pub struct Lync {
     pub cseq: u32,
     /// Where the client is and how it talks.
     pub peer: Peer,
+    /// The session-timer headers of its INVITE (RFC 4028), each line
+    /// ending in a newline.
+    pub timer_headers: String,
 }
 
 impl Lync {
     /// A client of `user` that will open dialog `call_id` from `peer`.
     pub fn new(user: &'static str, call_id: &str, peer: Peer) -> Lync {
-        Lync { user, call_id: call_id.into(), tag: format!("{call_id}-tag"), gw_tag: String::new(), cseq: 0, peer }
+        Lync {
+            user,
+            call_id: call_id.into(),
+            tag: format!("{call_id}-tag"),
+            gw_tag: String::new(),
+            cseq: 0,
+            peer,
+            timer_headers: "Supported: timer\nSession-Expires: 1800\n".into(),
+        }
     }
 
     /// Sends the INVITE that opens the CSTA session (on `line` when given,
@@ -61,8 +72,9 @@ impl Lync {
         let text = format!(
             "INVITE sip:ctigw@gw.example.com SIP/2.0\nVia: SIP/2.0/{t} {POOL};branch=z9hG4bKinv{c}{cs}\nMax-Forwards: 70\n\
              From: <sip:{u}>;tag={tag};epid=01\nTo: <sip:ctigw@gw.example.com>\nCall-ID: {c}\nCSeq: {cs} INVITE\n\
-             Contact: <sip:pool.example.com:5070;transport={tl}>\nRecord-Route: <sip:pool.example.com;lr>\nSupported: timer\nSession-Expires: 1800\n\
+             Contact: <sip:pool.example.com:5070;transport={tl}>\nRecord-Route: <sip:pool.example.com;lr>\n{timer}\
              Content-Type: application/csta+xml\n\n<RequestSystemStatus xmlns=\"{NS}\">{private}</RequestSystemStatus>",
+            timer = self.timer_headers,
             t = self.peer.transport.token(),
             tl = self.peer.transport.token().to_lowercase(),
             c = self.call_id,
@@ -178,4 +190,11 @@ pub fn csta_answer(out: &[Message<'static>]) -> Csta<'static> {
     let r = only_response(out);
     assert_eq!(r.status_code(), Some(200), "{r:?}");
     body_of(r)
+}
+
+/// The one request of `method` among what the gateway sent (panics otherwise).
+pub fn only_request<'a>(out: &'a [Message<'static>], method: sip::Method) -> &'a Message<'static> {
+    let requests: Vec<_> = out.iter().filter(|m| m.method() == Some(method)).collect();
+    assert_eq!(requests.len(), 1, "{out:#?}");
+    requests[0]
 }

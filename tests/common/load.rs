@@ -27,6 +27,11 @@ pub struct LoadRig {
 impl LoadRig {
     /// Starts the rig for `users` load users; the gateway logs at `log_level`.
     pub fn start(name: &str, users: usize, log_level: &str) -> LoadRig {
+        LoadRig::start_with(name, users, log_level, "")
+    }
+
+    /// [`LoadRig::start`] with more `[cti]` keys (`failover = wait`).
+    pub fn start_with(name: &str, users: usize, log_level: &str, cti: &str) -> LoadRig {
         let dir = scratch_dir(&format!("{name}-lines"));
         let written = super::binary(env!("CARGO_BIN_EXE_ctigw-load"))
             .args(["--write-lines", &users.to_string()])
@@ -43,7 +48,8 @@ impl LoadRig {
         let default_lines = concat!(env!("CARGO_MANIFEST_DIR"), "/config/lines.conf");
         let config = config_text(free_port(), &[sims[0].listen, sims[1].listen], &format!("[admin]\nlisten = {admin}"))
             .replace(default_lines, &dir.join("lines.conf").display().to_string())
-            .replace("[log]\nlevel = info", &format!("[log]\nlevel = {log_level}"));
+            .replace("[log]\nlevel = info", &format!("[log]\nlevel = {log_level}"))
+            .replace("[cti]\n", &format!("[cti]\n{cti}"));
         let gw = Gateway::start(name, &config);
         let up = Instant::now();
         while admin::metrics(admin).get("ctigw_cti_nodes_up").copied() != Some(2.0) {

@@ -38,11 +38,28 @@ impl SessionFields {
 }
 
 /// Session-Expires (RFC 4028), in seconds: `Ok(None)` when absent.
-pub(super) fn session_expires(m: &Message<'_>) -> Result<Option<u32>, ()> {
-    let Some(value) = m.single(HeaderName::SessionExpires).map_err(drop)? else { return Ok(None) };
-    let delta = value.split(';').next().unwrap_or("").trim();
-    let n = sip::grammar::parse_digits(delta).ok_or(())?;
-    Ok(Some(u32::try_from(n).unwrap_or(u32::MAX)))
+pub(super) fn timer_asked(m: &Message<'_>) -> Result<Asked, ()> {
+    let seconds =
+        |text: &str| sip::grammar::parse_digits(text.trim()).ok_or(()).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    let mut asked = Asked { supported: m.supports("timer") || m.requires("timer"), ..Asked::default() };
+    if let Some(value) = m.single(HeaderName::SessionExpires).map_err(drop)? {
+        let mut parts = value.split(';');
+        asked.interval = Some(seconds(parts.next().unwrap_or(""))?);
+        for param in parts {
+            let (name, v) = param.split_once('=').unwrap_or((param, ""));
+            if name.trim().eq_ignore_ascii_case("refresher") {
+                asked.refresher = match v.trim() {
+                    r if r.eq_ignore_ascii_case("uac") => Some(Refresher::Uac),
+                    r if r.eq_ignore_ascii_case("uas") => Some(Refresher::Uas),
+                    _ => return Err(()),
+                };
+            }
+        }
+    }
+    if let Some(value) = m.single(HeaderName::MinSe).map_err(drop)? {
+        asked.min_se = Some(seconds(value.split(';').next().unwrap_or(""))?);
+    }
+    Ok(asked)
 }
 
 impl Gateway {
@@ -134,15 +151,18 @@ impl Gateway {
         // line file's spelling keys the session.
         let line_key = session::user_line_key(user, &line);
         let line_as_sent = line_as_sent.map_or(Some(line.clone()), copy_str::<MAX_URI>).unwrap_or_default();
-        let session_expires = match session_expires(m) {
-            Ok(se) => se,
-            Err(()) => return self.respond(from, m, 400, "Bad Request: malformed Session-Expires", None, |_| Ok(())),
+        let negotiated = match timer_asked(m).map(|asked| negotiate(&asked)) {
+            Ok(Negotiated::TooSmall(min)) => {
+                return self.respond(from, m, 422, "Session Interval Too Small", None, |w| {
+                    w.header_fmt("Min-SE", min).map(drop)
+                });
+            }
+            Ok(negotiated) => negotiated,
+            Err(()) => {
+                let reason = "Bad Request: malformed Session-Expires or Min-SE";
+                return self.respond(from, m, 400, reason, None, |_| Ok(()));
+            }
         };
-        if session_expires.is_some_and(|se| se < MIN_SE) {
-            return self.respond(from, m, 422, "Session Interval Too Small", None, |w| {
-                w.header_fmt("Min-SE", MIN_SE).map(drop)
-            });
-        }
         // Everything the session keeps must fit its fixed fields.
         let fields = SessionFields::read(m);
         let Some(fields) = fields else {
@@ -187,7 +207,7 @@ impl Gateway {
             s.node.connection_id = connection_id;
             s.dialog.remote_cseq = fields.cseq;
             s.dialog.invite_cseq = fields.cseq;
-            s.dialog.session_expires = session_expires.map(|se| Duration::from_secs(u64::from(se)));
+            s.dialog.timer = negotiated.timer();
         });
         let Some(h) = opened else {
             self.counters.refused_full += 1;
@@ -202,17 +222,23 @@ impl Gateway {
         };
         self.counters.sessions_opened += 1;
         log::info!("session opened: {user} on {line}, {slot}, from {from}");
-        self.answer_invite(from, m, h, session_expires, true);
+        self.answer_invite(from, m, h, negotiated, true);
     }
 
     /// The 200 to an INVITE or re-INVITE (and to UPDATE): Contact,
     /// session timer, and RequestSystemStatusResponse when `with_status`.
-    pub(super) fn answer_invite(&mut self, from: Peer, m: &Message<'_>, h: Handle, se: Option<u32>, with_status: bool) {
+    pub(super) fn answer_invite(
+        &mut self,
+        from: Peer,
+        m: &Message<'_>,
+        h: Handle,
+        negotiated: Negotiated,
+        with_status: bool,
+    ) {
         let Some(s) = self.sessions.get(h) else { return };
         let (tag, namespace, up) =
             (s.dialog.local_tag.clone(), s.namespace, self.nodes.state(s.node.slot) == LinkState::Up);
         let contact = self.contacts[contact_index(from.transport)].clone();
-        let require_timer = se.is_some() && m.supports("timer");
         let status = Response::SystemStatus(if up { SystemStatus::Normal } else { SystemStatus::Disabled });
         let extra = |w: &mut MessageWriter<'_>| {
             // RFC 3261 12.1.1: the proxies that record-routed (a load
@@ -222,10 +248,14 @@ impl Gateway {
             }
             w.header_fmt("Contact", format_args!("<{contact}>"))?;
             w.header("Allow", ALLOW)?.header("Supported", "timer")?;
-            if let Some(se) = se {
-                w.header_fmt("Session-Expires", format_args!("{se};refresher=uac"))?;
-                if require_timer {
+            if let Negotiated::Timer { timer, require, min_se } = negotiated {
+                let (interval, refresher) = (timer.interval, timer.refresher.as_str());
+                w.header_fmt("Session-Expires", format_args!("{interval};refresher={refresher}"))?;
+                if require {
                     w.header("Require", "timer")?;
+                }
+                if let Some(min) = min_se {
+                    w.header_fmt("Min-SE", min)?;
                 }
             }
             Ok(())
@@ -251,21 +281,28 @@ impl Gateway {
         if !self.in_order(from, m, h) {
             return;
         }
-        let se = match session_expires(m) {
-            Ok(se) => se,
-            Err(()) => return self.respond(from, m, 400, "Bad Request: malformed Session-Expires", None, |_| Ok(())),
+        let negotiated = match timer_asked(m).map(|asked| negotiate(&asked)) {
+            Ok(Negotiated::TooSmall(min)) => {
+                return self.respond(from, m, 422, "Session Interval Too Small", None, |w| {
+                    w.header_fmt("Min-SE", min).map(drop)
+                });
+            }
+            Ok(negotiated) => negotiated,
+            Err(()) => {
+                let reason = "Bad Request: malformed Session-Expires or Min-SE";
+                return self.respond(from, m, 400, reason, None, |_| Ok(()));
+            }
         };
         if let Some(s) = self.sessions.get_mut(h) {
+            // A refresh renegotiates: without Session-Expires, no timer.
             s.dialog.refreshed_at = self.now;
-            if let Some(se) = se {
-                s.dialog.session_expires = Some(Duration::from_secs(u64::from(se)));
-            }
+            s.dialog.timer = negotiated.timer();
             if m.method() == Some(Method::Invite) {
                 s.dialog.invite_cseq = m.cseq().map(|c| c.number).unwrap_or(0);
             }
         }
         let with_status = m.content_type().ok().flatten().is_some_and(|t| t.is("application", "csta+xml"));
-        self.answer_invite(from, m, h, se, with_status);
+        self.answer_invite(from, m, h, negotiated, with_status);
     }
 
     pub(super) fn ack(&mut self, m: &Message<'_>) {
@@ -334,24 +371,35 @@ impl Gateway {
         self.sessions.close(h);
     }
 
-    /// Sessions whose refresh interval (RFC 4028) passed without a refresh.
-    pub(super) fn sweep_expired_sessions(&mut self) {
+    /// Session timers (RFC 4028): a session Lync refreshes and did not is
+    /// ended slightly before it expires; one the gateway refreshes gets an
+    /// UPDATE at half its interval, and is ended if that is not answered
+    /// by expiry.
+    pub(super) fn sweep_session_timers(&mut self) {
         let now = self.now;
-        let mut expired: heapless::Vec<Handle, 64> = heapless::Vec::new();
+        let mut due: heapless::Vec<(Handle, bool), 64> = heapless::Vec::new();
         for (h, s) in self.sessions.iter() {
-            if s.ending {
-                continue;
-            }
-            if s.dialog.session_expires.is_some_and(|se| now >= s.dialog.refreshed_at + se) && expired.push(h).is_err()
-            {
+            let Some(timer) = s.dialog.timer.filter(|_| !s.ending) else { continue };
+            let since = now.saturating_duration_since(s.dialog.refreshed_at);
+            let expired = match timer.refresher {
+                Refresher::Uac => since >= timer.due_after(),
+                Refresher::Uas => since >= Duration::from_secs(u64::from(timer.interval)),
+            };
+            let refresh = timer.refresher == Refresher::Uas && !s.dialog.refreshing && since >= timer.due_after();
+            if (expired || refresh) && due.push((h, expired)).is_err() {
                 break; // the rest at the next sweep
             }
         }
-        for h in expired {
-            if let Some(s) = self.sessions.get(h) {
-                log::info!("session of {} expired: not refreshed within its Session-Expires", s.user);
+        for (h, expired) in due {
+            if expired {
+                self.log_session_end(h, "not refreshed within its Session-Expires (RFC 4028)");
+                self.end_session(h, true);
+            } else {
+                if let Some(s) = self.sessions.get_mut(h) {
+                    s.dialog.refreshing = true;
+                }
+                self.send_in_dialog(h, ClientKind::Refresh, None);
             }
-            self.end_session(h, true);
         }
     }
 

@@ -12,6 +12,9 @@ pub(super) enum ClientKind {
     EventInfo,
     /// The end of a session.
     Bye,
+    /// The gateway's session refresh (UPDATE, RFC 4028), when it is the
+    /// refresher.
+    Refresh,
 }
 
 /// What the gateway keeps with each of its own requests (the owner's data
@@ -89,9 +92,14 @@ impl Gateway {
         let contact = &self.contacts[contact_index(s.dialog.peer.transport)];
         let target = if s.dialog.remote_target.is_empty() { s.user.as_str() } else { s.dialog.remote_target.as_str() };
         let namespace = s.namespace;
+        let interval = s.dialog.timer.map_or(0, |t| t.interval);
         let write = |buf: &mut [u8], branch: &str| {
             let d = DialogRequest {
-                method: if kind == ClientKind::Bye { Method::Bye } else { Method::Info },
+                method: match kind {
+                    ClientKind::EventInfo => Method::Info,
+                    ClientKind::Bye => Method::Bye,
+                    ClientKind::Refresh => Method::Update,
+                },
                 request_uri: target,
                 route_set: &routes[..s.dialog.routes.len()],
                 via_transport: s.dialog.peer.transport.token(),
@@ -105,8 +113,13 @@ impl Gateway {
                 cseq: s.dialog.local_cseq,
                 contact,
             };
-            MessageWriter::in_dialog(buf, &d).and_then(|w| match event {
+            MessageWriter::in_dialog(buf, &d).and_then(|mut w| match event {
                 Some(event) => w.finish_with_body(CSTA_XML, |o| event.write(namespace, o)).map(|b| b.len()),
+                None if kind == ClientKind::Refresh => {
+                    w.header_fmt("Session-Expires", format_args!("{interval};refresher=uas"))?;
+                    w.header("Supported", "timer")?;
+                    w.finish().map(|b| b.len())
+                }
                 None => w.finish().map(|b| b.len()),
             })
         };
@@ -199,10 +212,32 @@ impl Gateway {
         if kind != ClientKind::EventInfo || self.sessions.get(session).is_none() {
             self.transactions.close_client(h);
         }
+        if kind == ClientKind::Refresh {
+            self.log_session_end(session, "Lync never answered the gateway's session refresh");
+            self.end_session(session, true);
+        }
         if kind == ClientKind::EventInfo {
             self.counters.event_timeouts += 1;
             self.log_session_end(session, "an event INFO was never answered (dead dialog)");
             self.end_session(session, true);
+        }
+    }
+
+    /// Lync's final answer to the gateway's session refresh: a 2xx renews
+    /// the session; 491 (a refresh of Lync's crossed it) tries again at the
+    /// next sweep; anything else ends the session with BYE (RFC 4028
+    /// section 10: a refresh that fails ends the session).
+    fn refresh_answered(&mut self, h: Handle, code: u16) {
+        let now = self.now;
+        let Some(s) = self.sessions.get_mut(h) else { return };
+        s.dialog.refreshing = false;
+        match code {
+            200..=299 => s.dialog.refreshed_at = now,
+            491 => {}
+            _ => {
+                log::info!("session of {} on {} ended: Lync answered its session refresh with {code}", s.user, s.line);
+                self.end_session(h, true);
+            }
         }
     }
 
@@ -225,6 +260,10 @@ impl Gateway {
         if kind == ClientKind::Bye {
             self.transactions.close_client(h);
             return;
+        }
+        if kind == ClientKind::Refresh {
+            self.transactions.close_client(h);
+            return self.refresh_answered(session, code);
         }
         // Only the head of the session's event queue has been sent; a
         // response naming one still queued (a guessed branch) would unlink

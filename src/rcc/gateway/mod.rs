@@ -25,6 +25,7 @@ use heapless::String;
 
 use super::appearances::{Appearances, device_param, user_key};
 use super::session::{self, MAX_CALL_ID, MAX_MONITORS, MAX_ROUTE, MAX_ROUTES, MAX_TAG, MAX_URI, Sessions};
+use super::session_timer::{Asked, Negotiated, Refresher, negotiate};
 use super::translate::{ARENA_SIZE, Arena, Translation};
 use super::{Peer, Transport};
 use crate::board;
@@ -60,8 +61,29 @@ const CSTA_XML: &str = "application/csta+xml";
 const INTERNAL: u64 = 1 << 63;
 /// Sessions are checked for expiry this often.
 const SWEEP: Duration = Duration::from_secs(5);
-/// The smallest session interval accepted (RFC 4028 Min-SE default).
-const MIN_SE: u32 = 90;
+
+/// What happens to a node's sessions when the node goes down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Failover {
+    /// Ended with BYE as soon as the node is declared down: Lync signs its
+    /// users in again and round robin puts them on a live node.
+    #[default]
+    Move,
+    /// Kept, their requests refused (`resourceOutOfService`), until the
+    /// node is back; then ended, so that Lync signs in again.
+    Wait,
+}
+
+impl Failover {
+    /// The policy a configuration value names (`move`, `wait`).
+    pub fn parse(name: &str) -> Option<Failover> {
+        match name {
+            "move" => Some(Failover::Move),
+            "wait" => Some(Failover::Wait),
+            _ => None,
+        }
+    }
+}
 
 /// The gateway's sizes and identity, fixed at boot.
 #[derive(Debug, Clone)]
@@ -92,6 +114,8 @@ pub struct GatewayConfig {
     /// The services Lync may be offered (all, unless the operator
     /// withholds some); each node's own list narrows it further.
     pub services: Services,
+    /// What happens to a node's sessions when it goes down.
+    pub failover: Failover,
 }
 
 impl GatewayConfig {
@@ -111,6 +135,7 @@ impl GatewayConfig {
             message_size: board::MESSAGE_SIZE,
             retry_after_full: 30,
             services: Services::all(),
+            failover: Failover::Move,
         }
     }
 }
@@ -418,7 +443,7 @@ impl Gateway {
         }
         if self.next_sweep.is_some_and(|t| t <= now) {
             self.next_sweep = Some(now + SWEEP);
-            self.sweep_expired_sessions();
+            self.sweep_session_timers();
         }
     }
 

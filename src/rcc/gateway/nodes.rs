@@ -59,22 +59,41 @@ impl Gateway {
     /// A node came up with a new connection: the sessions bound to its old
     /// connection are ended, so Lync re-INVITEs onto a live node.
     pub(super) fn node_up(&mut self, slot: SlotId, connection_id: u64) {
-        let mut stale: heapless::Vec<Handle, 256> = heapless::Vec::new();
+        let ended = self.end_sessions_of(slot, |c| c != connection_id);
+        if ended > 0 {
+            log::info!("{slot}: back with connection {connection_id}; {ended} sessions of its old connection ended");
+        }
+    }
+
+    /// A node went down: with [`Failover::Move`] its sessions are ended at
+    /// once, so that Lync signs them in again on a live node.
+    pub(super) fn node_down(&mut self, slot: SlotId, connection_id: u64) {
+        if self.config.failover != Failover::Move {
+            return;
+        }
+        let ended = self.end_sessions_of(slot, |c| c == connection_id);
+        if ended > 0 {
+            log::info!("{slot}: down; {ended} sessions ended with BYE, to sign in again on a live node");
+        }
+    }
+
+    /// Ends (with BYE) every session bound to `slot` on a connection
+    /// `which` picks; how many.
+    fn end_sessions_of(&mut self, slot: SlotId, which: impl Fn(u64) -> bool) -> usize {
+        let mut ended = 0;
+        let mut batch: heapless::Vec<Handle, 256> = heapless::Vec::new();
         loop {
-            stale.clear();
+            batch.clear();
             for (h, s) in self.sessions.iter() {
-                if s.node.slot == slot && s.node.connection_id != connection_id && !s.ending && stale.push(h).is_err() {
+                if s.node.slot == slot && which(s.node.connection_id) && !s.ending && batch.push(h).is_err() {
                     break;
                 }
             }
-            if stale.is_empty() {
-                return;
+            if batch.is_empty() {
+                return ended;
             }
-            log::info!(
-                "{slot}: back with connection {connection_id}; ending {} sessions of its old connection",
-                stale.len()
-            );
-            for h in stale.iter().copied() {
+            ended += batch.len();
+            for h in batch.iter().copied() {
                 self.end_session(h, true);
             }
         }
@@ -85,6 +104,7 @@ impl Gateway {
             event.log();
             match event {
                 CtiEvent::NodeUp { slot, connection_id } => self.node_up(slot, connection_id),
+                CtiEvent::NodeDown { slot, connection_id: Some(id), .. } => self.node_down(slot, id),
                 CtiEvent::RequestFailed { tag, failure, .. } => {
                     self.node_answered(tag, Err(failure.error_code()));
                 }
