@@ -90,6 +90,17 @@ fn sipp_runs_the_call_flow_through_a_pbx() {
     assert_eq!(calls.matches("N<914255551111>;noa=nk=connected").count(), 2, "{calls}");
 }
 
+/// RFC 4028 with a real peer: a client without timer support gets the
+/// gateway as refresher and its UPDATE at half the 90 s interval; a
+/// refresh with `Supported: timer` makes the client the refresher
+/// (tests/sipp/session_timer.xml). About 50 s, over UDP.
+#[test]
+fn sipp_session_timers_the_gateway_refreshes_then_the_client() {
+    let (_sims, gw) = stack("sipp-timer");
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/session_timer.xml");
+    sipp(&gw, scenario, "u1", "alice@example.com", "tel:+14255550101;ext=101", &[]);
+}
+
 #[test]
 fn tshark_decodes_everything_the_gateway_sends() {
     let tshark = tool("tshark");
