@@ -180,7 +180,17 @@ impl Lync {
         if method != "ACK" {
             self.cseq += 1;
         }
-        let content = if body.is_empty() { String::new() } else { "Content-Type: application/csta+xml\r\n".into() };
+        // The shapes of a real uaCSTA client's requests (pidgin-sipe's
+        // src/core/sip-csta.c and sip-transport.c, an open-source Lync/OCS
+        // RCC client): epid on From, a User-Agent, Supported: timer on the
+        // INVITE, Content-Disposition: signal;handling=required on every
+        // CSTA body.
+        let content = if body.is_empty() {
+            String::new()
+        } else {
+            "Content-Disposition: signal;handling=required\r\nContent-Type: application/csta+xml\r\n".into()
+        };
+        let supported = if method == "INVITE" { "Supported: timer\r\n" } else { "" };
         let in_dialog = !to_tag.is_empty() && method != "INVITE";
         let uri = match (&self.target, in_dialog) {
             (Some(target), true) => target.clone(),
@@ -193,8 +203,10 @@ impl Lync {
         let extra = format!("{routes}{extra}");
         format!(
             "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/{t} {l};branch=z9hG4bK{c}{cs}{method}\r\nMax-Forwards: 70\r\n\
-             From: <sip:{u}>;tag={c}-tag\r\nTo: <sip:ctigw@{gw}>{to_tag}\r\nCall-ID: {c}\r\nCSeq: {cs} {method}\r\n\
-             Contact: <sip:{u}@{l};transport={tl}>\r\n{extra}{content}Content-Length: {len}\r\n\r\n{body}",
+             From: <sip:{u}>;tag={c}-tag;epid=1c2d3e4f5a\r\nTo: <sip:ctigw@{gw}>{to_tag}\r\nCall-ID: {c}\r\n\
+             CSeq: {cs} {method}\r\nContact: <sip:{u}@{l};transport={tl}>\r\n\
+             User-Agent: UCCAPI/4.0.7577.0 OC/4.0.7577.0 (Microsoft Lync 2010)\r\n{supported}{extra}{content}\
+             Content-Length: {len}\r\n\r\n{body}",
             gw = self.gateway,
             t = self.transport(),
             tl = self.transport().to_lowercase(),
