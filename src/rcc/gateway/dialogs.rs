@@ -63,6 +63,25 @@ pub(super) fn timer_asked(m: &Message<'_>) -> Result<Asked, ()> {
 }
 
 impl Gateway {
+    /// The session timer an INVITE, re-INVITE or UPDATE asks for, as the
+    /// gateway answers it (RFC 4028 section 9); `None` when the request was
+    /// refused (422 with Min-SE, or 400 for a malformed header).
+    fn negotiate_timer(&mut self, from: Peer, m: &Message<'_>) -> Option<Negotiated> {
+        match timer_asked(m).map(|asked| negotiate(&asked)) {
+            Ok(Negotiated::TooSmall(min)) => {
+                self.respond(from, m, 422, "Session Interval Too Small", None, |w| {
+                    w.header_fmt("Min-SE", min).map(drop)
+                });
+                None
+            }
+            Ok(negotiated) => Some(negotiated),
+            Err(()) => {
+                self.respond(from, m, 400, "Bad Request: malformed Session-Expires or Min-SE", None, |_| Ok(()));
+                None
+            }
+        }
+    }
+
     /// The session of an in-dialog request.
     pub(super) fn dialog_of(&self, m: &Message<'_>) -> Option<Handle> {
         let call_id = m.call_id().ok()?;
@@ -151,18 +170,7 @@ impl Gateway {
         // line file's spelling keys the session.
         let line_key = session::user_line_key(user, &line);
         let line_as_sent = line_as_sent.map_or(Some(line.clone()), copy_str::<MAX_URI>).unwrap_or_default();
-        let negotiated = match timer_asked(m).map(|asked| negotiate(&asked)) {
-            Ok(Negotiated::TooSmall(min)) => {
-                return self.respond(from, m, 422, "Session Interval Too Small", None, |w| {
-                    w.header_fmt("Min-SE", min).map(drop)
-                });
-            }
-            Ok(negotiated) => negotiated,
-            Err(()) => {
-                let reason = "Bad Request: malformed Session-Expires or Min-SE";
-                return self.respond(from, m, 400, reason, None, |_| Ok(()));
-            }
-        };
+        let Some(negotiated) = self.negotiate_timer(from, m) else { return };
         // Everything the session keeps must fit its fixed fields.
         let fields = SessionFields::read(m);
         let Some(fields) = fields else {
@@ -281,18 +289,7 @@ impl Gateway {
         if !self.in_order(from, m, h) {
             return;
         }
-        let negotiated = match timer_asked(m).map(|asked| negotiate(&asked)) {
-            Ok(Negotiated::TooSmall(min)) => {
-                return self.respond(from, m, 422, "Session Interval Too Small", None, |w| {
-                    w.header_fmt("Min-SE", min).map(drop)
-                });
-            }
-            Ok(negotiated) => negotiated,
-            Err(()) => {
-                let reason = "Bad Request: malformed Session-Expires or Min-SE";
-                return self.respond(from, m, 400, reason, None, |_| Ok(()));
-            }
-        };
+        let Some(negotiated) = self.negotiate_timer(from, m) else { return };
         if let Some(s) = self.sessions.get_mut(h) {
             // A refresh renegotiates: without Session-Expires, no timer.
             s.dialog.refreshed_at = self.now;
