@@ -41,7 +41,12 @@ impl Lync {
     /// Opens the transport (`"tcp"` or `"udp"`) to `gateway`.
     pub fn connect(gateway: SocketAddr, transport: &str, user: &str) -> Lync {
         let link = match transport {
-            "tcp" => Link::Tcp(TcpStream::connect(gateway).expect("TCP to the gateway"), Vec::new()),
+            "tcp" => {
+                let stream = TcpStream::connect(gateway).expect("TCP to the gateway");
+                // A SIP client's small messages go at once, not held by Nagle.
+                stream.set_nodelay(true).unwrap();
+                Link::Tcp(stream, Vec::new())
+            }
             _ => {
                 let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
                 socket.connect(gateway).unwrap();
