@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 
 use ctigw::csta::{
     self, AutoOriginate, CallEvent, CallEventKind, ConnectionId, DoNotDisturbEvent, ErrorCategory, ErrorCode, Event,
-    ForwardItem, ForwardingEvent, ForwardingType, LocalConnectionState, Message as Csta, Namespace, Request, Response,
-    Service, Services, SessionMessage, SnapshotCall, SystemStatus, Text,
+    ForwardItem, ForwardingEvent, ForwardingType, LocalConnectionState, Message as Csta, Namespace, Redirection,
+    Request, Response, Service, Services, SessionMessage, SnapshotCall, SystemStatus, Text,
 };
 use ctigw::outbuf::OutBuf;
 use ctigw::sip::{self, DialogRequest, Frame, HeaderName, Message, MessageWriter, Method, Status, StreamBuffer};
@@ -232,11 +232,12 @@ fn build<'a>(kind: usize, s: &'a [String; 4], flag: bool) -> Csta<'a> {
         23 => Csta::Response(Response::MonitorStarted { monitor: t(0) }),
         24 => {
             let mut calls = heapless::Vec::new();
-            calls.push(SnapshotCall { connection: a, state: Some(LocalConnectionState::Alerting) }).unwrap();
+            let states = [LocalConnectionState::Alerting, LocalConnectionState::Connected].into_iter().collect();
+            calls.push(SnapshotCall { connection: a, states }).unwrap();
             if flag {
-                calls.push(SnapshotCall { connection: b, state: None }).unwrap();
+                calls.push(SnapshotCall { connection: b, states: heapless::Vec::new() }).unwrap();
             }
-            Csta::Response(Response::Snapshot { calls })
+            Csta::Response(Response::Snapshot { calls, dropped: None })
         }
         25 => {
             let mut items = heapless::Vec::new();
@@ -267,6 +268,7 @@ fn build<'a>(kind: usize, s: &'a [String; 4], flag: bool) -> Csta<'a> {
             ) {
                 e.calling = Some(t(3));
                 e.called = Some(t(2));
+                e.redirection = Some(if flag { Redirection::Dialed(t(1)) } else { Redirection::NotSpecified });
             }
             Csta::Event(Event::Call(e))
         }

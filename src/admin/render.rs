@@ -113,7 +113,7 @@ type GatewayCounter = fn(&crate::rcc::Counters) -> u64;
 type NodeCounter = fn(&cti::Counters) -> u64;
 
 /// The gateway's plain counters: name, help, value.
-const GATEWAY_COUNTERS: [(&str, &str, GatewayCounter); 13] = [
+const GATEWAY_COUNTERS: [(&str, &str, GatewayCounter); 14] = [
     ("ctigw_sessions_opened_total", "Sessions opened.", |c| c.sessions_opened),
     ("ctigw_sessions_closed_total", "Sessions ended, by either side or replaced.", |c| c.sessions_closed),
     ("ctigw_sessions_replaced_total", "Sessions replaced by a newer INVITE of the same user and line.", |c| {
@@ -139,6 +139,11 @@ const GATEWAY_COUNTERS: [(&str, &str, GatewayCounter); 13] = [
     ),
     ("ctigw_events_unknown_monitor_total", "CSTA events for no known monitor, dropped.", |c| c.events_unknown),
     ("ctigw_event_info_timeouts_total", "Event INFOs Lync never answered.", |c| c.event_timeouts),
+    (
+        "ctigw_cti_fields_dropped_total",
+        "Parts of CTI events and answers not carried on to Lync (not modelled, or past a capacity).",
+        |c| c.fields_dropped,
+    ),
 ];
 
 /// INVITE refusals by cause.

@@ -4,7 +4,7 @@
 //! other). Everything else of the message (call ids, cross-reference ids,
 //! states, causes) is left as it is.
 
-use super::event::Event;
+use super::event::{Event, Redirection};
 use super::request::Request;
 use super::response::Response;
 use super::text::Text;
@@ -109,7 +109,7 @@ impl<'a> Response<'a> {
         let f = &mut f;
         match self {
             Response::Call { call, .. } => connection(call, DeviceRole::Reported, f),
-            Response::Snapshot { calls } => {
+            Response::Snapshot { calls, .. } => {
                 calls.iter_mut().try_for_each(|c| connection(&mut c.connection, DeviceRole::Reported, f))
             }
             Response::Forwarding { items } => {
@@ -140,6 +140,9 @@ impl<'a> Event<'a> {
                 optional(&mut e.target, Reported, f)?;
                 optional(&mut e.calling, Reported, f)?;
                 optional(&mut e.called, Reported, f)?;
+                if let Some(device) = e.redirection.as_mut().and_then(Redirection::device_mut) {
+                    f(Reported, device)?;
+                }
                 e.connections.iter_mut().try_for_each(|c| connection(c, Reported, f))
             }
             Event::Forwarding(e) => {

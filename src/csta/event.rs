@@ -16,8 +16,75 @@ use super::types::{ConnectionId, ForwardingType, LocalConnectionState, Namespace
 use super::xml::{Reader, Visit, XmlWriter};
 use crate::outbuf::{OutBuf, Overflow};
 
-/// Most connections a Transfered or Conferenced event may list.
-pub const MAX_EVENT_CONNECTIONS: usize = 4;
+/// Most connections a Transfered or Conferenced event carries: a
+/// conference of sixteen parties. A node's event listing more keeps the
+/// first sixteen and reports the rest in [`CallEvent::dropped`].
+pub const MAX_EVENT_CONNECTIONS: usize = 16;
+
+/// `lastRedirectionDevice` (ECMA-323 RedirectionDeviceID): the device a
+/// call was last redirected from, or why there is none. Written back in
+/// the form the node used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redirection<'a> {
+    /// `<numberDialed>`, ECMA-323's form.
+    Dialed(Text<'a>),
+    /// `<deviceIdentifier>`, as some switches write it.
+    Device(Text<'a>),
+    /// `<notKnown/>`
+    NotKnown,
+    /// `<notRequired/>`
+    NotRequired,
+    /// `<notSpecified/>`
+    NotSpecified,
+    /// `<restricted/>`
+    Restricted,
+}
+
+impl<'a> Redirection<'a> {
+    /// The device, when the node named one.
+    pub fn device_mut(&mut self) -> Option<&mut Text<'a>> {
+        match self {
+            Redirection::Dialed(t) | Redirection::Device(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn write(&self, x: &mut XmlWriter<'_, '_>) -> Result<(), Overflow> {
+        x.open("lastRedirectionDevice")?;
+        match self {
+            Redirection::Dialed(t) => x.leaf("numberDialed", *t)?,
+            Redirection::Device(t) => x.leaf("deviceIdentifier", *t)?,
+            Redirection::NotKnown => x.empty("notKnown")?,
+            Redirection::NotRequired => x.empty("notRequired")?,
+            Redirection::NotSpecified => x.empty("notSpecified")?,
+            Redirection::Restricted => x.empty("restricted")?,
+        };
+        x.close("lastRedirectionDevice")?;
+        Ok(())
+    }
+}
+
+/// What a node's message said that the gateway does not pass on: an
+/// element it does not model (private data, call linkage, user data...)
+/// or list items past its capacity. The gateway counts it and logs each
+/// kind once; nothing is rewritten silently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped<'a> {
+    /// The first such element's name.
+    pub first: &'a str,
+    /// How many were dropped.
+    pub count: u16,
+}
+
+impl<'a> Dropped<'a> {
+    /// Records one more dropped element.
+    pub(crate) fn note(dropped: &mut Option<Dropped<'a>>, name: &'a str) {
+        match dropped {
+            Some(d) => d.count = d.count.saturating_add(1),
+            None => *dropped = Some(Dropped { first: name, count: 1 }),
+        }
+    }
+}
 
 /// The call-control events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,7 +116,8 @@ struct Layout {
     /// Whether callingDevice and calledDevice follow the subject
     /// (Originated has only calledDevice: its subject is the caller).
     parties: Parties,
-    /// Whether `lastRedirectionDevice` is part of the event.
+    /// Whether ECMA-323 requires `lastRedirectionDevice` in the event
+    /// (written as `notKnown` when the node gave none).
     redirection: bool,
 }
 
@@ -58,6 +126,21 @@ enum Parties {
     None,
     Called,
     Both,
+}
+
+impl Layout {
+    /// Whether the gateway carries the top-level element `name` of this
+    /// kind of event.
+    fn carries(&self, name: &str) -> bool {
+        let device = |n: &str| name == n;
+        matches!(name, "monitorCrossRefID" | "localConnectionInfo" | "cause" | "lastRedirectionDevice")
+            || name == self.connection
+            || name == self.subject
+            || self.target.is_some_and(device)
+            || self.joins_calls.is_some_and(|l| name == l || name == "secondaryOldCall")
+            || (self.parties == Parties::Both && name == "callingDevice")
+            || (self.parties != Parties::None && name == "calledDevice")
+    }
 }
 
 impl CallEventKind {
@@ -163,11 +246,15 @@ pub struct CallEvent<'a> {
     pub called: Option<Text<'a>>,
     /// The new connections of a Transfered or Conferenced event.
     pub connections: Vec<ConnectionId<'a>, MAX_EVENT_CONNECTIONS>,
+    /// `lastRedirectionDevice` (Delivered, Established, Diverted, Failed).
+    pub redirection: Option<Redirection<'a>>,
     /// `localConnectionInfo`
     pub local_state: Option<LocalConnectionState>,
     /// `cause` (an ECMA-323 EventCause such as `normal`, `newCall`,
     /// `normalClearing`, `busy`; see [`cause`](super::cause)).
     pub cause: Option<Text<'a>>,
+    /// What the node's event said that is not carried on.
+    pub dropped: Option<Dropped<'a>>,
 }
 
 impl<'a> CallEvent<'a> {
@@ -183,8 +270,10 @@ impl<'a> CallEvent<'a> {
             calling: None,
             called: None,
             connections: Vec::new(),
+            redirection: None,
             local_state: None,
             cause: None,
+            dropped: None,
         }
     }
 
@@ -195,12 +284,31 @@ impl<'a> CallEvent<'a> {
         let mut fault = None;
         let mut secondary = ConnectionId::default();
         let list = layout.joins_calls.unwrap_or("\0");
+        let mut extra_items = false;
         reader.walk(|visit| {
             let (path, text) = match visit {
                 Visit::Open([l, "connectionListItem"]) if *l == list => {
                     if event.connections.push(ConnectionId::default()).is_err() {
-                        fault.get_or_insert(Error::TooManyItems("connectionListItem"));
+                        Dropped::note(&mut event.dropped, list);
+                        extra_items = true;
                     }
+                    return;
+                }
+                Visit::Open([l, "connectionListItem", ..]) if *l == list => return,
+                Visit::Open([name]) => {
+                    if !layout.carries(name) {
+                        Dropped::note(&mut event.dropped, name);
+                    }
+                    return;
+                }
+                Visit::Open(["lastRedirectionDevice", form]) => {
+                    event.redirection = match *form {
+                        "notKnown" => Some(Redirection::NotKnown),
+                        "notRequired" => Some(Redirection::NotRequired),
+                        "notSpecified" => Some(Redirection::NotSpecified),
+                        "restricted" => Some(Redirection::Restricted),
+                        _ => event.redirection,
+                    };
                     return;
                 }
                 Visit::Open(_) => return,
@@ -219,7 +327,7 @@ impl<'a> CallEvent<'a> {
                 [c, "deviceID"] if *c == layout.connection => event.connection.device = Some(text),
                 ["secondaryOldCall", "callID"] => secondary.call = Some(text),
                 ["secondaryOldCall", "deviceID"] => secondary.device = Some(text),
-                [l, "connectionListItem", "newConnection", part] if *l == list => {
+                [l, "connectionListItem", "newConnection", part] if *l == list && !extra_items => {
                     if let Some(c) = event.connections.last_mut() {
                         match *part {
                             "callID" => c.call = Some(text),
@@ -228,6 +336,9 @@ impl<'a> CallEvent<'a> {
                         }
                     }
                 }
+                [l, "connectionListItem", ..] if *l == list => {}
+                ["lastRedirectionDevice", "numberDialed"] => event.redirection = Some(Redirection::Dialed(text)),
+                ["lastRedirectionDevice", "deviceIdentifier"] => event.redirection = Some(Redirection::Device(text)),
                 ["localConnectionInfo"] => match LocalConnectionState::parse(text) {
                     Some(state) => event.local_state = Some(state),
                     None => {
@@ -283,8 +394,10 @@ impl<'a> CallEvent<'a> {
         if layout.parties != Parties::None {
             x.device("calledDevice", self.called)?;
         }
-        if layout.redirection {
-            x.raw("<lastRedirectionDevice><notRequired/></lastRedirectionDevice>")?;
+        match self.redirection {
+            Some(r) => r.write(&mut x)?,
+            None if layout.redirection => Redirection::NotKnown.write(&mut x)?,
+            None => {}
         }
         if let Some(state) = self.local_state {
             x.leaf_str("localConnectionInfo", state.as_str())?;

@@ -24,9 +24,11 @@ use core::fmt;
 
 pub use devices::DeviceRole;
 pub use error_code::{ErrorCategory, ErrorCode};
-pub use event::{CallEvent, CallEventKind, DoNotDisturbEvent, Event, ForwardingEvent, MAX_EVENT_CONNECTIONS};
+pub use event::{
+    CallEvent, CallEventKind, DoNotDisturbEvent, Dropped, Event, ForwardingEvent, MAX_EVENT_CONNECTIONS, Redirection,
+};
 pub use request::Request;
-pub use response::{ForwardItem, MAX_FORWARD_ITEMS, MAX_SNAPSHOT_CALLS, Response, SnapshotCall};
+pub use response::{ForwardItem, MAX_CALL_STATES, MAX_FORWARD_ITEMS, MAX_SNAPSHOT_CALLS, Response, SnapshotCall};
 pub use session::{SessionMessage, SessionRequest};
 pub use system::SystemMessage;
 pub use text::{Text, Unescaped, write_escaped};

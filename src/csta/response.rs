@@ -4,6 +4,7 @@
 use heapless::Vec;
 
 use super::Error;
+use super::event::Dropped;
 use super::request::{Slots, write_connection};
 use super::text::Text;
 use super::types::{
@@ -13,18 +14,23 @@ use super::types::{
 use super::xml::{Reader, Visit, XmlWriter};
 use crate::outbuf::{OutBuf, Overflow};
 
-/// Most calls a SnapshotDeviceResponse may list.
-pub const MAX_SNAPSHOT_CALLS: usize = 8;
+/// Most calls a SnapshotDeviceResponse carries; a node's answer listing
+/// more keeps the first ones and reports the rest as dropped.
+pub const MAX_SNAPSHOT_CALLS: usize = 16;
+/// Most connection states a snapshot call carries (its `compoundCallState`:
+/// one per connection of the call, as the device sees them).
+pub const MAX_CALL_STATES: usize = 8;
 /// Most entries a GetForwardingResponse may list.
 pub const MAX_FORWARD_ITEMS: usize = 12;
 
 /// One call at a device, as SnapshotDeviceResponse lists it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SnapshotCall<'a> {
     /// `connectionIdentifier`
     pub connection: ConnectionId<'a>,
-    /// The first `localConnectionState` of `localCallState`.
-    pub state: Option<LocalConnectionState>,
+    /// The `localConnectionState`s of `localCallState`'s
+    /// `compoundCallState`, in order.
+    pub states: Vec<LocalConnectionState, MAX_CALL_STATES>,
 }
 
 /// One forwarding of a device, as GetForwardingResponse lists it.
@@ -40,6 +46,7 @@ pub struct ForwardItem<'a> {
 
 /// A positive response, borrowed from the document.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // boxing would allocate per answer; it lives on the stack
 pub enum Response<'a> {
     /// RequestSystemStatusResponse.
     SystemStatus(SystemStatus),
@@ -54,6 +61,8 @@ pub enum Response<'a> {
     Snapshot {
         /// The calls at the device.
         calls: Vec<SnapshotCall<'a>, MAX_SNAPSHOT_CALLS>,
+        /// What the node's answer listed beyond the capacities.
+        dropped: Option<Dropped<'a>>,
     },
     /// A response carrying the connection a service created or changed:
     /// MakeCall (`callingDevice`), ConsultationCall (`initiatedCall`),
@@ -178,14 +187,16 @@ impl<'a> Response<'a> {
             Response::MonitorStarted { monitor } => {
                 x.leaf("monitorCrossRefID", *monitor)?;
             }
-            Response::Snapshot { calls } => {
+            Response::Snapshot { calls, .. } => {
                 x.open("crossRefIDorSnapshotData")?.open("snapshotData")?;
                 for call in calls {
                     x.open("snapshotDeviceResponseInfo")?;
                     write_connection(&mut x, "connectionIdentifier", &call.connection)?;
-                    if let Some(state) = call.state {
+                    if !call.states.is_empty() {
                         x.open("localCallState")?.open("compoundCallState")?;
-                        x.leaf_str("localConnectionState", state.as_str())?;
+                        for state in &call.states {
+                            x.leaf_str("localConnectionState", state.as_str())?;
+                        }
                         x.close("compoundCallState")?.close("localCallState")?;
                     }
                     x.close("snapshotDeviceResponseInfo")?;
@@ -253,22 +264,30 @@ fn write_features(x: &mut XmlWriter<'_, '_>, services: Services) -> Result<(), O
 }
 
 fn parse_snapshot(reader: Reader<'_>) -> Result<Response<'_>, Error> {
+    const INFO: &str = "snapshotDeviceResponseInfo";
     let mut calls: Vec<SnapshotCall<'_>, MAX_SNAPSHOT_CALLS> = Vec::new();
+    let mut dropped = None;
+    let mut extra_call = false;
     let mut fault = None;
     reader.walk(|visit| match visit {
-        Visit::Open(["crossRefIDorSnapshotData", "snapshotData", "snapshotDeviceResponseInfo"])
-            if calls.push(SnapshotCall::default()).is_err() =>
-        {
-            fault.get_or_insert(Error::TooManyItems("snapshotDeviceResponseInfo"));
+        Visit::Open(["crossRefIDorSnapshotData", "snapshotData", INFO]) => {
+            extra_call = calls.push(SnapshotCall::default()).is_err();
+            if extra_call {
+                Dropped::note(&mut dropped, INFO);
+            }
         }
-        Visit::Text(["crossRefIDorSnapshotData", "snapshotData", "snapshotDeviceResponseInfo", rest @ ..], text) => {
+        Visit::Text(["crossRefIDorSnapshotData", "snapshotData", INFO, rest @ ..], text) if !extra_call => {
             let Some(call) = calls.last_mut() else { return };
             match rest {
                 ["connectionIdentifier", "callID"] => call.connection.call = Some(text),
                 ["connectionIdentifier", "deviceID"] => call.connection.device = Some(text),
-                ["localCallState", "compoundCallState", "localConnectionState"] if call.state.is_none() => {
+                ["localCallState", "compoundCallState", "localConnectionState"] => {
                     match LocalConnectionState::parse(text) {
-                        Some(state) => call.state = Some(state),
+                        Some(state) => {
+                            if call.states.push(state).is_err() {
+                                Dropped::note(&mut dropped, "localConnectionState");
+                            }
+                        }
                         None => {
                             fault.get_or_insert(Error::BadValue("localConnectionState"));
                         }
@@ -281,7 +300,7 @@ fn parse_snapshot(reader: Reader<'_>) -> Result<Response<'_>, Error> {
     })?;
     match fault {
         Some(e) => Err(e),
-        None => Ok(Response::Snapshot { calls }),
+        None => Ok(Response::Snapshot { calls, dropped }),
     }
 }
 

@@ -55,8 +55,9 @@ pub(crate) fn every_message() -> Vec<Message<'static>> {
         all.push(Message::Request(request));
     }
     let mut snapshot = heapless::Vec::new();
-    snapshot.push(SnapshotCall { connection: a, state: Some(LocalConnectionState::Connected) }).unwrap();
-    snapshot.push(SnapshotCall { connection: b, state: None }).unwrap();
+    let conference = [LocalConnectionState::Connected, LocalConnectionState::Hold, LocalConnectionState::Alerting];
+    snapshot.push(SnapshotCall { connection: a, states: conference.into_iter().collect() }).unwrap();
+    snapshot.push(SnapshotCall { connection: b, states: heapless::Vec::new() }).unwrap();
     let mut forwardings = heapless::Vec::new();
     forwardings
         .push(ForwardItem { forwarding_type: Some(ForwardingType::Busy), active: true, forward_dn: Some(t("tel:199")) })
@@ -67,8 +68,8 @@ pub(crate) fn every_message() -> Vec<Message<'static>> {
         Response::Features(Services::all()),
         Response::Features(Services::NONE.with(Service::MakeCall).with(Service::SingleStepTransferCall)),
         Response::MonitorStarted { monitor: t("4711") },
-        Response::Snapshot { calls: snapshot },
-        Response::Snapshot { calls: heapless::Vec::new() },
+        Response::Snapshot { calls: snapshot, dropped: None },
+        Response::Snapshot { calls: heapless::Vec::new(), dropped: None },
         Response::Forwarding { items: forwardings },
         Response::DoNotDisturb { on: false },
     ] {
@@ -116,6 +117,14 @@ pub(crate) fn every_message() -> Vec<Message<'static>> {
         ) {
             e.calling = Some(t("tel:101"));
         }
+        // Both forms of a redirecting device: ECMA-323's and the one some
+        // switches write.
+        e.redirection = match kind {
+            CallEventKind::Delivered | CallEventKind::Established => Some(Redirection::Dialed(t("tel:199"))),
+            CallEventKind::Diverted => Some(Redirection::Device(t("tel:101"))),
+            CallEventKind::Failed => Some(Redirection::Restricted),
+            _ => None,
+        };
         if !matches!(
             kind,
             CallEventKind::ServiceInitiated
@@ -230,8 +239,13 @@ fn fuzz_regression_an_event_without_cause_is_written_without_one() {
     let xml = br#"<EstablishedEvent xmlns="http://www.ecma-international.org/standards/ecma-323/csta/ed3"><monitorCrossRefID>4711</monitorCrossRefID><establishedConnection><callID>C-0001</callID><deviceID>tel:+14255559876</deviceID></establishedConnection><answeringDevice><deviceIdentifier>tel:+14255559876</deviceIdentifier></answeringDevice></EstablishedEvent>"#;
     let doc = parse(xml).unwrap();
     let bytes = write(&doc.message, Namespace::Ed3);
-    assert_eq!(parse(&bytes).unwrap(), doc);
-    assert!(!String::from_utf8(bytes).unwrap().contains("<cause>"));
+    let mut again = parse(&bytes).unwrap();
+    // ECMA-323's mandatory lastRedirectionDevice, which the node left out,
+    // goes on as what the gateway knows of it: notKnown.
+    let Message::Event(Event::Call(e)) = &mut again.message else { panic!() };
+    assert_eq!(e.redirection.take(), Some(Redirection::NotKnown));
+    assert_eq!(again, doc);
+    assert!(!String::from_utf8_lossy(&bytes).contains("<cause>"));
 }
 
 #[test]
@@ -335,15 +349,49 @@ fn refusals_say_what_is_wrong() {
     assert!(matches!(parse(two_roots.as_bytes()).unwrap_err(), Error::Xml(_)));
 }
 
+/// What does not fit is kept up to the capacity and reported as dropped,
+/// never refused whole nor cut silently: a snapshot of more calls, a call
+/// of more parties, a conference of more than sixteen, elements the
+/// gateway does not model.
 #[test]
-fn lists_longer_than_the_tables_are_refused() {
+fn lists_longer_than_the_tables_keep_what_fits_and_say_what_was_dropped() {
     let ns = r#"xmlns="http://www.ecma-international.org/standards/ecma-323/csta/ed3""#;
-    let item = "<snapshotDeviceResponseInfo><connectionIdentifier><callID>C</callID></connectionIdentifier></snapshotDeviceResponseInfo>";
+    let states = "<localConnectionState>connected</localConnectionState>".repeat(MAX_CALL_STATES + 2);
+    let item = format!(
+        "<snapshotDeviceResponseInfo><connectionIdentifier><callID>C</callID></connectionIdentifier>\
+         <localCallState><compoundCallState>{states}</compoundCallState></localCallState></snapshotDeviceResponseInfo>"
+    );
     let xml = format!(
         "<SnapshotDeviceResponse {ns}><crossRefIDorSnapshotData><snapshotData>{}</snapshotData></crossRefIDorSnapshotData></SnapshotDeviceResponse>",
         item.repeat(MAX_SNAPSHOT_CALLS + 1)
     );
-    assert_eq!(parse(xml.as_bytes()).unwrap_err(), Error::TooManyItems("snapshotDeviceResponseInfo"));
+    let Message::Response(Response::Snapshot { calls, dropped }) = parse(xml.as_bytes()).unwrap().message else {
+        panic!()
+    };
+    assert_eq!(calls.len(), MAX_SNAPSHOT_CALLS);
+    assert!(calls.iter().all(|c| c.states.len() == MAX_CALL_STATES));
+    // Two states too many in each of sixteen calls, and one call.
+    assert_eq!(dropped, Some(Dropped { first: "localConnectionState", count: 2 * 16 + 1 }));
+
+    let party = |i: usize| {
+        format!(
+            "<connectionListItem><newConnection><callID>C-9</callID><deviceID>tel:{i}</deviceID></newConnection></connectionListItem>"
+        )
+    };
+    let parties: String = (0..MAX_EVENT_CONNECTIONS + 3).map(party).collect();
+    let xml = format!(
+        "<ConferencedEvent {ns}><monitorCrossRefID>1</monitorCrossRefID><primaryOldCall><callID>C-1</callID>\
+         <deviceID>tel:101</deviceID></primaryOldCall><conferencingDevice><deviceIdentifier>tel:101</deviceIdentifier>\
+         </conferencingDevice><addedParty><deviceIdentifier>tel:120</deviceIdentifier></addedParty>\
+         <conferenceConnections>{parties}</conferenceConnections><localConnectionInfo>connected</localConnectionInfo>\
+         <cause>conference</cause><servicesPermitted><callControlServices/></servicesPermitted>\
+         <extensions><privateData><private>x</private></privateData></extensions></ConferencedEvent>"
+    );
+    let Message::Event(Event::Call(e)) = parse(xml.as_bytes()).unwrap().message else { panic!() };
+    assert_eq!(e.connections.len(), MAX_EVENT_CONNECTIONS);
+    assert_eq!(e.connections[15].device.unwrap(), "tel:15", "the first sixteen, in order");
+    assert_eq!(e.cause.unwrap(), "conference");
+    assert_eq!(e.dropped, Some(Dropped { first: "conferenceConnections", count: 3 + 2 }));
     assert_eq!(Error::TooManyItems("x").error_code(), ErrorCode::VALUE_OUT_OF_RANGE);
 }
 

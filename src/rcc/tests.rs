@@ -1287,3 +1287,107 @@ fn a_refresh_a_minute_before_expiry_keeps_the_session_its_monitors_and_events() 
     w.pump();
     assert_eq!(events(&w.take()), ["DeliveredEvent"]);
 }
+
+fn call_event(m: &Message<'static>) -> csta::CallEvent<'static> {
+    match body_of(m) {
+        Csta::Event(Event::Call(e)) => e,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Issue 15, item 5: what the node says reaches Lync. A forwarded call
+/// brings the forwarding line as `lastRedirectionDevice` (in the Lync
+/// user's names, through the dial plan), and the OpenScape-style private
+/// data it cannot carry is counted, not passed on nor refused.
+#[test]
+fn a_forwarded_call_names_where_it_came_from_in_lyncs_names() {
+    let mut w = pbx_world();
+    let mut alice = Lync::new("alice@example.com", "f1", udp());
+    alice.invite(&mut w, Some(ALICE_LINE));
+    alice.ack(&mut w);
+    csta_answer(&alice.info(&mut w, &monitor_start(ALICE_LINE)));
+    let bob_line = "tel:+14255550102;ext=102";
+    let mut bob = Lync::new("bob@example.com", "f2", tcp());
+    bob.invite(&mut w, Some(bob_line));
+    bob.ack(&mut w);
+    csta_answer(&bob.info(&mut w, &monitor_start(bob_line)));
+    let forward = format!(
+        "<SetForwarding xmlns=\"{NS}\"><device>{ALICE_LINE}</device><forwardingType>forwardImmediate</forwardingType>\
+         <activateForward>true</activateForward><forwardDN>{bob_line}</forwardDN></SetForwarding>"
+    );
+    let out = alice.info(&mut w, &forward);
+    alice.answer_all(&mut w, out);
+    let dropped = w.gw.counters.fields_dropped;
+    let (_, outputs) = w.nodes[0].node.command(w.now, "call 4255557777 101").unwrap();
+    w.deliver(0, outputs);
+    w.pump();
+    let out = w.take();
+    let (to_bob, to_alice): (Vec<_>, Vec<_>) = out.into_iter().partition(|m| m.call_id() == Ok("f2"));
+    assert_eq!(events(&to_alice), ["DivertedEvent"]);
+    assert_eq!(events(&to_bob), ["DeliveredEvent"]);
+    let delivered = call_event(&to_bob[0]);
+    // Alice's phone, which the PBX names by number, reaches bob as the
+    // number in E.164 (as it does as a caller).
+    assert_eq!(delivered.redirection, Some(csta::Redirection::Dialed(csta::Text::literal("tel:+14255550101"))));
+    assert_eq!(delivered.calling.unwrap(), "tel:+14255557777");
+    assert_eq!(delivered.cause.unwrap(), csta::cause::NEW_CALL);
+    // Each event's private data: counted, once per event.
+    assert_eq!(w.gw.counters.fields_dropped, dropped + 2);
+}
+
+/// Issue 15, item 5: a conference of five parties reaches Lync whole (the
+/// old limit was four), and a snapshot lists its call with every
+/// connection's state.
+#[test]
+fn every_party_of_a_conference_and_a_snapshots_states_reach_lync() {
+    let mut w = world(1, 4);
+    let mut alice = Lync::new("alice@example.com", "c1", tcp());
+    alice.sign_in(&mut w);
+    csta_answer(&alice.info(&mut w, &monitor_start("tel:101")));
+    let out = alice.info(&mut w, &make_call("tel:101", "tel:+14255550001"));
+    alice.answer_all(&mut w, out);
+    w.advance(1000);
+    let out = w.take();
+    alice.answer_all(&mut w, out);
+    let mut conference = None;
+    for n in 2..=4 {
+        let call = "C-0001";
+        let consult = format!(
+            "<ConsultationCall xmlns=\"{NS}\"><existingCall><callID>{call}</callID><deviceID>tel:101</deviceID>\
+             </existingCall><consultedDevice>tel:+1425555000{n}</consultedDevice></ConsultationCall>"
+        );
+        let out = alice.info(&mut w, &consult);
+        let Csta::Response(Response::Call { call: consulted, .. }) = body_of(only_response(&out)) else { panic!() };
+        let consulted = consulted.call.unwrap().to_string();
+        alice.answer_all(&mut w, out);
+        w.advance(1000);
+        let out = w.take();
+        alice.answer_all(&mut w, out);
+        let join = format!(
+            "<ConferenceCall xmlns=\"{NS}\"><heldCall><callID>{call}</callID><deviceID>tel:101</deviceID></heldCall>\
+             <activeCall><callID>{consulted}</callID><deviceID>tel:101</deviceID></activeCall></ConferenceCall>"
+        );
+        let out = alice.info(&mut w, &join);
+        assert_eq!(events(&out), ["ConferencedEvent"], "round {n}");
+        conference = Some(call_event(out.iter().find(|m| m.method().is_some()).unwrap()));
+        alice.answer_all(&mut w, out);
+    }
+    let conference = conference.unwrap();
+    let parties: Vec<_> = conference.connections.iter().map(|c| c.device.unwrap().raw().to_string()).collect();
+    assert_eq!(
+        parties,
+        [ALICE_LINE, "tel:+14255550001", "tel:+14255550002", "tel:+14255550003", "tel:+14255550004"],
+        "five parties, in the node's order"
+    );
+    assert_eq!(conference.cause.unwrap(), csta::cause::CONFERENCE);
+
+    let snapshot = format!("<SnapshotDevice xmlns=\"{NS}\"><snapshotObject>tel:101</snapshotObject></SnapshotDevice>");
+    let Csta::Response(Response::Snapshot { calls, dropped: None }) = csta_answer(&alice.info(&mut w, &snapshot))
+    else {
+        panic!()
+    };
+    use csta::LocalConnectionState::Connected;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].states, [Connected; 5], "alice's connection, then the four others'");
+    assert_eq!(w.gw.counters.fields_dropped, 0, "the URI-naming switch says nothing the gateway drops");
+}

@@ -21,7 +21,7 @@ use crate::dialplan::{DialPlan, Direction, number_of};
 use crate::tel::Number;
 
 /// Room for the identifiers one message's rewriting writes.
-pub const ARENA_SIZE: usize = 1024;
+pub const ARENA_SIZE: usize = 4096;
 
 /// Longest device identifier read from a message for rewriting.
 const MAX_DEVICE: usize = 192;
@@ -107,16 +107,26 @@ impl Translation<'_> {
         })
     }
 
-    /// Rewrites a node's answer into Lync's names.
-    pub fn response_to_lync<'s>(&self, response: &mut Response<'s>, arena: &mut Arena<'s>) {
-        let mut own = None;
-        let _ = response.visit_devices(|_, text| self.reported(own.get_or_insert_with(|| self.own()), text, arena));
+    /// Rewrites a node's answer into Lync's names; returns how many
+    /// devices stayed in the node's names because the arena was full.
+    pub fn response_to_lync<'s>(&self, response: &mut Response<'s>, arena: &mut Arena<'s>) -> u16 {
+        let (mut own, mut untranslated) = (None, 0);
+        let _ = response.visit_devices(|_, text| {
+            untranslated += u16::from(!self.reported(own.get_or_insert_with(|| self.own()), text, arena));
+            Ok::<(), ()>(())
+        });
+        untranslated
     }
 
-    /// Rewrites a node's event into Lync's names.
-    pub fn event_to_lync<'s>(&self, event: &mut Event<'s>, arena: &mut Arena<'s>) {
-        let mut own = None;
-        let _ = event.visit_devices(|_, text| self.reported(own.get_or_insert_with(|| self.own()), text, arena));
+    /// Rewrites a node's event into Lync's names; returns how many devices
+    /// stayed in the node's names because the arena was full.
+    pub fn event_to_lync<'s>(&self, event: &mut Event<'s>, arena: &mut Arena<'s>) -> u16 {
+        let (mut own, mut untranslated) = (None, 0);
+        let _ = event.visit_devices(|_, text| {
+            untranslated += u16::from(!self.reported(own.get_or_insert_with(|| self.own()), text, arena));
+            Ok::<(), ()>(())
+        });
+        untranslated
     }
 
     /// What tells the user's own end of a call, looked up once a message
@@ -128,14 +138,14 @@ impl Translation<'_> {
     /// One device a node reports, rewritten: the user's own (a device of
     /// theirs carrying the session's line, or the line's number) as the
     /// line Lync wrote; left as it is when it is a name, or when the
-    /// arena is full.
-    fn reported<'s>(&self, own: &Own<'_>, text: &mut Text<'s>, arena: &mut Arena<'s>) -> Result<(), ()> {
+    /// arena is full (then `false`).
+    fn reported<'s>(&self, own: &Own<'_>, text: &mut Text<'s>, arena: &mut Arena<'s>) -> bool {
         let mut scratch = [0u8; MAX_DEVICE];
         let reported = match text.as_str() {
             Some(plain) => plain,
             None => match text.unescape_into(&mut scratch) {
                 Ok(decoded) => decoded,
-                Err(_) => return Ok(()),
+                Err(_) => return true,
             },
         };
         let line = own.line.as_ref();
@@ -145,7 +155,7 @@ impl Translation<'_> {
             // A colleague's phone by name: the line it carries.
             None => match self.appearances.line_of_device(reported) {
                 Some(line) => arena.put(&[line]),
-                None => return Ok(()),
+                None => return true,
             },
             Some(number) => {
                 let e164 = self.plan.apply(Direction::ToLync, &number).unwrap_or(number);
@@ -158,10 +168,13 @@ impl Translation<'_> {
                 }
             }
         };
-        if let Some(rewritten) = rewritten {
-            *text = Text::literal(rewritten);
+        match rewritten {
+            Some(rewritten) => {
+                *text = Text::literal(rewritten);
+                true
+            }
+            None => false,
         }
-        Ok(())
     }
 }
 
@@ -298,7 +311,7 @@ mod tests {
         assert!(write(&Message::Response(r)).contains("<deviceID>tel:+14255550101;ext=101</deviceID>"));
         let mut tiny = [0u8; 4];
         let mut r = response.clone();
-        alice.response_to_lync(&mut r, &mut Arena::new(&mut tiny));
+        assert_eq!(alice.response_to_lync(&mut r, &mut Arena::new(&mut tiny)), 1, "one device left as it was");
         assert!(write(&Message::Response(r)).contains("<deviceID>101</deviceID>"));
         let xml = xml.replace(">101<", ">Reception Desk<");
         let doc = parse(xml.as_bytes()).unwrap();

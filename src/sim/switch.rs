@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::csta::{
     CallEvent, CallEventKind, ConnectionId, DoNotDisturbEvent, ErrorCode, Event, ForwardItem, ForwardingEvent,
-    ForwardingType, LocalConnectionState as State, Namespace, Request, Response, Service, Services, SnapshotCall,
-    SystemStatus, Text, cause,
+    ForwardingType, LocalConnectionState as State, Namespace, Redirection, Request, Response, Service, Services,
+    SnapshotCall, SystemStatus, Text, cause,
 };
 use crate::cti::InvokeId;
 use crate::dialplan::{device_key, number_of};
@@ -100,6 +100,9 @@ struct Connection {
 #[derive(Debug, Clone)]
 struct Call {
     connections: Vec<Connection>,
+    /// The device the call was last diverted from (forwarded, deflected):
+    /// the later events' `lastRedirectionDevice`.
+    redirected_from: Option<String>,
 }
 
 struct Line {
@@ -158,6 +161,7 @@ struct Parts {
     called: Option<String>,
     secondary: Option<(String, String)>,
     connections: Vec<(String, String)>,
+    redirection: Option<String>,
 }
 
 /// The telephone system.
@@ -360,26 +364,27 @@ impl Switch {
             }
             Request::SnapshotDevice { device } => {
                 let line = self.line_of(device)?;
-                let names: Vec<(String, State)> = self
+                // Each call at the line with its compound call state: the
+                // line's own connection first, then the other parties'.
+                let names: Vec<(String, Vec<State>)> = self
                     .calls
                     .iter()
                     .flat_map(|(id, call)| {
-                        call.connections
-                            .iter()
-                            .filter(|c| c.party == Party::Line(line))
-                            .map(|c| (call_name(*id), c.state))
+                        call.connections.iter().filter(|c| c.party == Party::Line(line)).map(|own| {
+                            let others = call.connections.iter().filter(|c| c.party != Party::Line(line));
+                            (call_name(*id), std::iter::once(own.state).chain(others.map(|c| c.state)).collect())
+                        })
                     })
                     .collect();
                 let uri = self.device_id(&Party::Line(line));
                 let uri = uri.as_str();
                 let mut calls = heapless::Vec::new();
-                for (name, state) in &names {
+                for (name, states) in &names {
                     let connection = ConnectionId::new(Text::literal(name), Text::literal(uri));
-                    calls
-                        .push(SnapshotCall { connection, state: Some(*state) })
-                        .map_err(|_| ErrorCode::VALUE_OUT_OF_RANGE)?;
+                    let states = states.iter().copied().take(crate::csta::MAX_CALL_STATES).collect();
+                    calls.push(SnapshotCall { connection, states }).map_err(|_| ErrorCode::VALUE_OUT_OF_RANGE)?;
                 }
-                respond(Response::Snapshot { calls })
+                respond(Response::Snapshot { calls, dropped: None })
             }
             Request::MakeCall { calling, called, .. } => {
                 let line = self.line_of(calling)?;
@@ -529,8 +534,13 @@ impl Switch {
                     let id = self.next_call;
                     self.next_call += 1;
                     let caller = Party::Outside(from.to_string());
-                    self.calls
-                        .insert(id, Call { connections: vec![Connection { party: caller, state: State::Connected }] });
+                    self.calls.insert(
+                        id,
+                        Call {
+                            connections: vec![Connection { party: caller, state: State::Connected }],
+                            redirected_from: None,
+                        },
+                    );
                     self.ring(now, id, Party::Line(target), 0);
                     format!("ok {}", call_name(id))
                 }
@@ -725,8 +735,13 @@ impl Switch {
         let id = self.next_call;
         self.next_call += 1;
         let caller = Party::Line(line);
-        self.calls
-            .insert(id, Call { connections: vec![Connection { party: caller.clone(), state: State::Initiated }] });
+        self.calls.insert(
+            id,
+            Call {
+                connections: vec![Connection { party: caller.clone(), state: State::Initiated }],
+                redirected_from: None,
+            },
+        );
         let me = Some(self.device_id(&caller));
         self.emit(CallEventKind::ServiceInitiated, id, 0, why, Parts { subject: me.clone(), ..Parts::default() });
         self.calls.get_mut(&id).expect("just made").connections[0].state = State::Connected;
@@ -778,7 +793,8 @@ impl Switch {
         }
         let caller = self.calls[&id].connections.first().map(|c| self.device_id(&c.party));
         let me = Some(self.device_id(&party));
-        let parts = Parts { subject: me.clone(), calling: caller, called: me, ..Parts::default() };
+        let redirection = self.calls[&id].redirected_from.clone();
+        let parts = Parts { subject: me.clone(), calling: caller, called: me, redirection, ..Parts::default() };
         self.emit(CallEventKind::Delivered, id, at, cause::NEW_CALL, parts);
         if let Party::Outside(_) = party {
             match self.outside {
@@ -799,7 +815,8 @@ impl Switch {
         let conns = &self.calls[&id].connections;
         let me = Some(self.device_id(&conns[at].party));
         let caller = conns.first().map(|c| self.device_id(&c.party));
-        let parts = Parts { subject: me.clone(), calling: caller, called: me, ..Parts::default() };
+        let redirection = self.calls[&id].redirected_from.clone();
+        let parts = Parts { subject: me.clone(), calling: caller, called: me, redirection, ..Parts::default() };
         self.emit(CallEventKind::Established, id, at, cause::NORMAL, parts);
     }
 
@@ -857,7 +874,10 @@ impl Switch {
         self.calls.get_mut(&id).expect("diverting a call").connections[at].state = State::Null;
         let parts = Parts { subject: me, target: to, calling: caller, ..Parts::default() };
         self.emit(CallEventKind::Diverted, id, at, why, parts);
-        let gone = self.calls.get_mut(&id).expect("diverting a call").connections.remove(at);
+        let from = self.device_id(&self.calls[&id].connections[at].party);
+        let call = self.calls.get_mut(&id).expect("diverting a call");
+        call.redirected_from = Some(from);
+        let gone = call.connections.remove(at);
         self.timers.retain(|t| !(t.call == id && t.party == gone.party));
         self.ring(now, id, target, depth);
     }
@@ -1017,6 +1037,7 @@ impl Switch {
             for (c, d) in parts.connections.iter().take(crate::csta::MAX_EVENT_CONNECTIONS) {
                 let _ = event.connections.push(ConnectionId::new(Text::literal(c), Text::literal(d)));
             }
+            event.redirection = parts.redirection.as_deref().map(|d| Redirection::Dialed(Text::literal(d)));
             event.local_state = Some(state);
             event.cause = Some(why);
             let namespace = self.namespaces.get(&m.link).copied().unwrap_or(Namespace::Ed3);

@@ -343,9 +343,15 @@ fn snapshot_lists_the_calls_at_a_line() {
     r.req(1, Request::MakeCall { calling: t(ALICE), called: t(OUTSIDE), auto_originate: None });
     r.req(1, Request::MakeCall { calling: t(ALICE), called: t(BOB), auto_originate: None });
     let out = r.switch.request(r.now, 1, InvokeId::new(9).unwrap(), &Request::SnapshotDevice { device: t(ALICE) });
-    let Message::Response(Response::Snapshot { calls }) = csta::parse(&out[0].body).unwrap().message else { panic!() };
+    let Message::Response(Response::Snapshot { calls, dropped: None }) = csta::parse(&out[0].body).unwrap().message
+    else {
+        panic!()
+    };
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[1].connection.call.unwrap(), "C-0002");
+    // Each call's compound state: alice's connection, then the far end's.
+    use csta::LocalConnectionState as State;
+    assert_eq!(calls[0].states, [State::Connected, State::Alerting]);
 }
 
 fn scenario() -> Vec<String> {

@@ -42,6 +42,30 @@ pub(super) enum ClientState {
 }
 
 impl Gateway {
+    /// What a node's event or answer said that does not reach Lync:
+    /// counted, and each kind of element logged the first time.
+    pub(super) fn note_dropped(&mut self, slot: SlotId, message: &str, dropped: csta::Dropped<'_>) {
+        self.counters.fields_dropped += u64::from(dropped.count);
+        let key = crate::index::hash(&[dropped.first.as_bytes()], false);
+        if self.dropped_logged.contains(&key) || self.dropped_logged.push(key).is_err() {
+            return;
+        }
+        log::warn!(
+            "{slot}: {message}: <{}> not carried on to Lync (not modelled, or past the gateway's capacity); \
+             counted from now on in ctigw_cti_fields_dropped_total, not logged again",
+            dropped.first
+        );
+    }
+
+    /// Devices a translation left in the node's names (no room left to
+    /// rewrite them): counted and logged once, as dropped fields are.
+    pub(super) fn note_untranslated(&mut self, slot: SlotId, message: &str, untranslated: u16) {
+        if untranslated > 0 {
+            let dropped = csta::Dropped { first: "deviceID in Lync's names", count: untranslated };
+            self.note_dropped(slot, message, dropped);
+        }
+    }
+
     /// An event from the node in `slot`: to the session that monitors it.
     pub(super) fn node_event(&mut self, slot: SlotId, event: &csta::Event<'_>) {
         let mut scratch = [0u8; 64];
@@ -51,20 +75,25 @@ impl Gateway {
             log::debug!("{slot}: event for unknown monitor {xref} dropped");
             return;
         };
+        if let csta::Event::Call(csta::CallEvent { dropped: Some(dropped), .. }) = event {
+            self.note_dropped(slot, event.name(), *dropped);
+        }
         // The dial plan: the event in Lync's names.
         let (mut arena_buf, translated);
+        let mut untranslated = 0;
         let event = match (&self.dialplan, self.sessions.get(h)) {
             (Some(plan), Some(s)) => {
                 arena_buf = [0u8; ARENA_SIZE];
                 let mut arena = Arena::new(&mut arena_buf);
                 let t = Translation { plan, appearances: &self.appearances, user: &s.user, line: &s.line };
                 let mut e = event.clone();
-                t.event_to_lync(&mut e, &mut arena);
+                untranslated = t.event_to_lync(&mut e, &mut arena);
                 translated = e;
                 &translated
             }
             _ => event,
         };
+        self.note_untranslated(slot, event.name(), untranslated);
         self.send_in_dialog(h, ClientKind::EventInfo, Some(event));
     }
 

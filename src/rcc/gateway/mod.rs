@@ -200,6 +200,10 @@ pub struct Counters {
     /// Responses that answer none of the gateway's requests (wrong source,
     /// dialog or CSeq), ignored.
     pub responses_ignored: u64,
+    /// Parts of a node's events and answers the gateway does not carry on
+    /// to Lync (elements it does not model, list items past its
+    /// capacities); each kind is logged once.
+    pub fields_dropped: u64,
 }
 
 /// The gateway.
@@ -232,6 +236,9 @@ pub struct Gateway {
     congested: Vec<super::ConnId>,
     /// Some request of the gateway's, or an answer, waits for room.
     waiting: bool,
+    /// The kinds of dropped fields already logged (hashes of their names;
+    /// past its capacity a kind is counted, not logged).
+    dropped_logged: heapless::Vec<u64, 32>,
     /// What has happened.
     pub counters: Counters,
 }
@@ -300,6 +307,7 @@ impl Gateway {
             shutting_down: false,
             congested: Vec::with_capacity(board::TCP_CONNECTIONS),
             waiting: false,
+            dropped_logged: heapless::Vec::new(),
             counters: Counters::default(),
             config,
         })

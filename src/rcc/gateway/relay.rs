@@ -203,6 +203,11 @@ impl Gateway {
         let request = core::mem::take(&mut pending.request);
         let (len, from, session, namespace) = (pending.len, pending.from, pending.session, pending.namespace);
         if let Ok(m) = Message::parse(&request[..len]) {
+            if let (Ok(Csta::Response(Response::Snapshot { dropped: Some(d), .. })), Some(s)) =
+                (answer, self.sessions.get(session))
+            {
+                self.note_dropped(s.node.slot, "SnapshotDeviceResponse", *d);
+            }
             // Monitors: learn the ids the node gives, forget stopped ones.
             match answer.ok() {
                 Some(Csta::Response(Response::MonitorStarted { monitor })) => {
@@ -226,18 +231,22 @@ impl Gateway {
             let queued = self.out.count;
             // The dial plan: the answer in Lync's names.
             let (mut arena_buf, translated);
+            let mut untranslated = (0, None);
             let answer = match (answer, &self.dialplan, self.sessions.get(session)) {
                 (Ok(Csta::Response(response)), Some(plan), Some(s)) => {
                     arena_buf = [0u8; ARENA_SIZE];
                     let mut arena = Arena::new(&mut arena_buf);
                     let t = Translation { plan, appearances: &self.appearances, user: &s.user, line: &s.line };
                     let mut r = response.clone();
-                    t.response_to_lync(&mut r, &mut arena);
+                    untranslated = (t.response_to_lync(&mut r, &mut arena), Some(s.node.slot));
                     translated = Csta::Response(r);
                     Ok(&translated)
                 }
                 _ => answer,
             };
+            if let (n, Some(slot)) = untranslated {
+                self.note_untranslated(slot, "answer", n);
+            }
             match answer {
                 Ok(message) => self.answer_csta(from, &m, namespace, message),
                 Err(code) => self.answer_csta(from, &m, namespace, &Csta::Error(code)),
