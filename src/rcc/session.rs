@@ -20,10 +20,11 @@ pub const MAX_CALL_ID: usize = 128;
 pub const MAX_TAG: usize = 64;
 /// Longest URI kept (user, gateway URI, remote target).
 pub const MAX_URI: usize = 192;
-/// Longest route kept.
-pub const MAX_ROUTE: usize = 192;
-/// Most routes in a route set.
-pub const MAX_ROUTES: usize = 4;
+/// Longest route set kept, its entries joined by `, ` as one Route header
+/// value. A Lync Front End's Record-Route alone runs past 200 bytes (its
+/// `ms-route-sig`, `ms-rrsig` and `tag`), and a pool puts one per Front
+/// End it crossed; the set shares one buffer, whatever its entries' sizes.
+pub const MAX_ROUTE_SET: usize = 768;
 /// Most monitors one session may start.
 pub const MAX_MONITORS: usize = 4;
 /// Longest monitor cross-reference id kept.
@@ -73,7 +74,7 @@ pub struct Dialog {
     /// Where in-dialog requests go (the INVITE's Contact).
     pub remote_target: String<MAX_URI>,
     /// The route set (the INVITE's Record-Route, in order).
-    pub routes: Vec<String<MAX_ROUTE>, MAX_ROUTES>,
+    pub routes: String<MAX_ROUTE_SET>,
     /// Where the dialog came from, and over what.
     pub peer: Peer,
     /// The highest CSeq seen from Lync.
@@ -116,7 +117,7 @@ impl Session {
                 local_tag: String::new(),
                 local_uri: String::new(),
                 remote_target: String::new(),
-                routes: Vec::new(),
+                routes: String::new(),
                 peer: Peer { addr: "0.0.0.0:0".parse().expect("literal address"), transport: super::Transport::Udp },
                 remote_cseq: 0,
                 local_cseq: 0,

@@ -32,7 +32,8 @@ pub struct DialogRequest<'d> {
     pub method: Method<'d>,
     /// The remote target (or the first route, for a strict router).
     pub request_uri: &'d str,
-    /// The route set, each entry a name-addr as it appeared in Record-Route.
+    /// The route set, each entry a name-addr as it appeared in Record-Route
+    /// (or several, comma-separated, as one Route header value).
     pub route_set: &'d [&'d str],
     /// Transport for the Via: `UDP`, `TCP`, `TLS`.
     pub via_transport: &'d str,

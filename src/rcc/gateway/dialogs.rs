@@ -11,19 +11,18 @@ pub(super) struct SessionFields {
     pub(super) user: String<MAX_URI>,
     pub(super) local_uri: String<MAX_URI>,
     pub(super) remote_target: String<MAX_URI>,
-    pub(super) routes: heapless::Vec<String<MAX_ROUTE>, MAX_ROUTES>,
+    pub(super) routes: String<MAX_ROUTE_SET>,
     pub(super) cseq: u32,
 }
 
 impl SessionFields {
     pub(super) fn read(m: &Message<'_>) -> Option<SessionFields> {
         let from = m.from().ok()?;
-        let mut routes = heapless::Vec::new();
+        let mut routes: String<MAX_ROUTE_SET> = String::new();
         for route in m.name_addrs(HeaderName::RecordRoute) {
             let route = route.ok()?;
-            let mut text: String<MAX_ROUTE> = String::new();
-            write!(text, "<{}>{}", route.uri, route.params.as_str()).ok()?;
-            routes.push(text).ok()?;
+            let comma = if routes.is_empty() { "" } else { ", " };
+            write!(routes, "{comma}<{}>{}", route.uri, route.params.as_str()).ok()?;
         }
         Some(SessionFields {
             call_id: copy_str(m.call_id().ok()?)?,

@@ -106,10 +106,8 @@ impl Gateway {
         }
         s.dialog.local_cseq += 1;
         let s = self.sessions.get(h).expect("just used");
-        let mut routes: [&str; MAX_ROUTES] = [""; MAX_ROUTES];
-        for (r, route) in routes.iter_mut().zip(&s.dialog.routes) {
-            *r = route;
-        }
+        let routes = [s.dialog.routes.as_str()];
+        let routes = if s.dialog.routes.is_empty() { &routes[..0] } else { &routes[..] };
         let mut sent_by = [0u8; 80];
         let mut out = OutBuf::new(&mut sent_by);
         let port = match s.dialog.peer.transport {
@@ -130,7 +128,7 @@ impl Gateway {
                     ClientKind::Refresh => Method::Update,
                 },
                 request_uri: target,
-                route_set: &routes[..s.dialog.routes.len()],
+                route_set: routes,
                 via_transport: s.dialog.peer.transport.token(),
                 via_sent_by: sent_by,
                 branch,
