@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::gateway::{Gateway, config_text, demo, free_port, scratch_dir};
 use common::sim::Sim;
+use common::sipp::{Contact, Scenario, sim_command};
+use ctigw::csta::{ForwardingType, Service};
 
 fn tool(name: &str) -> String {
     let found = Command::new("sh").arg("-c").arg(format!("command -v {name}")).output().unwrap();
@@ -173,4 +175,246 @@ fn tshark_decodes_everything_the_gateway_sends() {
     }
     let bad = decode("_ws.malformed || _ws.expert.severity >= \"error\"");
     assert!(bad.is_empty(), "tshark flags: {bad:#?}");
+}
+
+/// The call services of issue 15, item 4, each through the running gateway with
+/// sipp as the Lync client (in a Front End pool's message shapes: see
+/// common/sipp.rs), each checked with its answer and the event sequence
+/// ECMA-269 gives for it as the monitored device sees it:
+/// - SnapshotDevice at sign-in: a call already alerting, its connection
+///   states (alerting here, connected at the caller);
+/// - AnswerCall: Established; GenerateDigits: the answer (no event);
+///   SingleStepTransferCall: Transfered;
+/// - a new incoming call: Delivered; DeflectCall: Diverted;
+/// - MakeCall: ServiceInitiated, Originated, Delivered, Established;
+///   ConsultationCall: Held, then the new call's four; AlternateCall:
+///   Held, Retrieved; ConferenceCall: Conferenced with every party;
+///   ClearConnection: ConnectionCleared;
+/// - a refresh by re-INVITE keeps the session, its monitor and events.
+fn calls_scenario(user: &str, line: &str, control: std::net::SocketAddr, contact: Contact) -> String {
+    use common::sipp::literal as l;
+    let ns = common::sipp::NS;
+    let me = l(line);
+    let device = |name: &str, who: &str| format!("<{name}><deviceIdentifier>{}</deviceIdentifier></{name}>", l(who));
+    let conn = |element: &str, call: &str| {
+        format!("<{element}><callID>{call}</callID><deviceID>{line}</deviceID></{element}>")
+    };
+    let (caller, transfer_to, deflect_to) = ("tel:+14255557777", "tel:+14255551111", "tel:+14255551234");
+    let mut s = Scenario::sign_in("every advertised service", user, contact);
+    let features: Vec<String> = Service::ALL
+        .into_iter()
+        .filter(|s| !matches!(s, Service::RequestSystemStatus))
+        .map(|s| format!("<{}/>", s.feature_name()))
+        .collect();
+    let features: Vec<&str> = features.iter().map(String::as_str).collect();
+    s.info(&format!("<GetCSTAFeatures xmlns=\"{ns}\"/>"), &features);
+    // A call is already ringing when the user signs in.
+    s.exec(&sim_command(control, &format!("call {caller} {line}"))).pause(300);
+    s.info(
+        &format!("<MonitorStart xmlns=\"{ns}\"><monitorObject><deviceObject>{line}</deviceObject></monitorObject></MonitorStart>"),
+        &["<MonitorStartResponse"],
+    );
+    s.info_keeping(
+        &format!("<SnapshotDevice xmlns=\"{ns}\"><snapshotObject>{line}</snapshotObject></SnapshotDevice>"),
+        &format!(
+            "<snapshotDeviceResponseInfo><connectionIdentifier><callID>([^<]+)</callID><deviceID>{me}</deviceID>\
+             </connectionIdentifier><localCallState><compoundCallState><localConnectionState>alerting</localConnectionState>\
+             <localConnectionState>connected</localConnectionState></compoundCallState>"
+        ),
+        "ringing",
+    );
+    s.info(
+        &format!("<AnswerCall xmlns=\"{ns}\">{}</AnswerCall>", conn("callToBeAnswered", "[$ringing]")),
+        &["<AnswerCallResponse"],
+    );
+    s.events(&[&format!(
+        "<EstablishedEvent.*{}.*{}.*<localConnectionInfo>connected</localConnectionInfo><cause>normal</cause>",
+        device("answeringDevice", line),
+        device("callingDevice", caller)
+    )]);
+    s.info(
+        &format!(
+            "<GenerateDigits xmlns=\"{ns}\">{}<charactersToSend>1234#</charactersToSend></GenerateDigits>",
+            conn("connectionToSendDigits", "[$ringing]")
+        ),
+        &["<GenerateDigitsResponse"],
+    );
+    s.info(
+        &format!(
+            "<SingleStepTransferCall xmlns=\"{ns}\">{}<transferredTo>{transfer_to}</transferredTo></SingleStepTransferCall>",
+            conn("activeCall", "[$ringing]")
+        ),
+        &["<SingleStepTransferCallResponse[^>]*><transferredCall><callID>[^<]+</callID><deviceID>tel:\\+14255551111<"],
+    );
+    s.events(&[&format!(
+        "<TransferedEvent.*{}.*{}.*<cause>singleStepTransfer</cause>",
+        device("transferringDevice", line),
+        device("transferredToDevice", transfer_to)
+    )]);
+    // Another call comes in and is sent on.
+    s.exec(&sim_command(control, &format!("call {caller} {line}")));
+    s.event_keeping(
+        &format!(
+            "<DeliveredEvent.*<callID>([^<]+)</callID>.*{}.*{}.*<localConnectionInfo>alerting</localConnectionInfo><cause>newCall</cause>",
+            device("alertingDevice", line),
+            device("callingDevice", caller)
+        ),
+        "second",
+    );
+    s.info(
+        &format!(
+            "<DeflectCall xmlns=\"{ns}\">{}<newDestination>{deflect_to}</newDestination></DeflectCall>",
+            conn("callToBeDiverted", "[$second]")
+        ),
+        &["<DeflectCallResponse"],
+    );
+    s.events(&[&format!(
+        "<DivertedEvent.*{}.*{}.*<cause>redirected</cause>",
+        device("divertingDevice", line),
+        device("newDestination", deflect_to)
+    )]);
+    // A call, a consultation, alternating between them, a conference.
+    s.info_keeping(
+        &format!(
+            "<MakeCall xmlns=\"{ns}\"><callingDevice>{line}</callingDevice><calledDirectoryNumber>tel:+14255559876\
+             </calledDirectoryNumber><autoOriginate>doNotPrompt</autoOriginate></MakeCall>"
+        ),
+        "<callingDevice><callID>([^<]+)</callID>",
+        "first",
+    );
+    let a_call = ["<ServiceInitiatedEvent", "<OriginatedEvent", "<DeliveredEvent", "<EstablishedEvent"];
+    s.events(&a_call);
+    s.info_keeping(
+        &format!(
+            "<ConsultationCall xmlns=\"{ns}\">{}<consultedDevice>{transfer_to}</consultedDevice></ConsultationCall>",
+            conn("existingCall", "[$first]")
+        ),
+        "<initiatedCall><callID>([^<]+)</callID>",
+        "consulted",
+    );
+    s.events(&["<HeldEvent.*<localConnectionInfo>hold</localConnectionInfo>"]).events(&a_call);
+    s.info(
+        &format!(
+            "<AlternateCall xmlns=\"{ns}\">{}{}</AlternateCall>",
+            conn("heldCall", "[$first]"),
+            conn("activeCall", "[$consulted]")
+        ),
+        &["<AlternateCallResponse"],
+    );
+    s.events(&["<HeldEvent.*<cause>", "<RetrievedEvent.*<localConnectionInfo>connected</localConnectionInfo>"]);
+    s.info_keeping(
+        &format!(
+            "<ConferenceCall xmlns=\"{ns}\">{}{}</ConferenceCall>",
+            conn("heldCall", "[$consulted]"),
+            conn("activeCall", "[$first]")
+        ),
+        "<ConferenceCallResponse[^>]*><conferenceCall><callID>([^<]+)</callID>",
+        "conference",
+    );
+    s.events(&[&format!(
+        "<ConferencedEvent.*<conferenceConnections>(<connectionListItem><newConnection><callID>[^<]+</callID>\
+         <deviceID>({me}|tel:\\+14255559876|{})</deviceID></newConnection></connectionListItem>){{3}}\
+         </conferenceConnections>.*<cause>conference</cause>",
+        l(transfer_to)
+    )]);
+    s.info(
+        &format!(
+            "<ClearConnection xmlns=\"{ns}\">{}</ClearConnection>",
+            conn("connectionToBeCleared", "[$conference]")
+        ),
+        &["<ClearConnectionResponse"],
+    );
+    s.events(&["<ConnectionClearedEvent.*<cause>normalClearing</cause>"]);
+    // The client refreshes its dialog; the same session goes on, its
+    // monitor and events with it.
+    s.refresh();
+    s.info(
+        &format!("<SetDoNotDisturb xmlns=\"{ns}\"><device>{line}</device><doNotDisturbOn>true</doNotDisturbOn></SetDoNotDisturb>"),
+        &["<SetDoNotDisturbResponse"],
+    );
+    s.events(&["<DoNotDisturbEvent"]);
+    s.sign_out()
+}
+
+/// The logical-device services of issue 15, item 4: do-not-disturb on and
+/// off, each with its DoNotDisturbEvent and GetDoNotDisturb after it;
+/// forwarding of every type on, each with its ForwardingEvent,
+/// GetForwarding listing them all, then each off the same way. (Events
+/// are checked by body here: sipp reads at most 64 KiB of scenario, and
+/// their routing is checked in [`calls_scenario`].)
+fn logical_scenario(user: &str, line: &str, contact: Contact) -> String {
+    let ns = common::sipp::NS;
+    let device = common::sipp::literal(line);
+    let mut s = Scenario::sign_in("logical device services", user, contact);
+    s.without_routing_checks();
+    s.info(
+        &format!("<MonitorStart xmlns=\"{ns}\"><monitorObject><deviceObject>{line}</deviceObject></monitorObject></MonitorStart>"),
+        &["<MonitorStartResponse"],
+    );
+    for on in ["true", "false"] {
+        s.info(
+            &format!("<SetDoNotDisturb xmlns=\"{ns}\"><device>{line}</device><doNotDisturbOn>{on}</doNotDisturbOn></SetDoNotDisturb>"),
+            &["<SetDoNotDisturbResponse"],
+        );
+        s.events(&[&format!(
+            "<DoNotDisturbEvent.*<device><deviceIdentifier>{device}</deviceIdentifier></device><doNotDisturbOn>{on}</doNotDisturbOn>"
+        )]);
+        s.info(
+            &format!("<GetDoNotDisturb xmlns=\"{ns}\"><device>{line}</device></GetDoNotDisturb>"),
+            &[&format!("<doNotDisturbOn>{on}</doNotDisturbOn>")],
+        );
+    }
+    for on in ["true", "false"] {
+        for kind in ForwardingType::ALL {
+            let kind = kind.as_str();
+            s.info(
+                &format!(
+                    "<SetForwarding xmlns=\"{ns}\"><device>{line}</device><forwardingType>{kind}</forwardingType>\
+                     <activateForward>{on}</activateForward><forwardDN>tel:+14255559999</forwardDN></SetForwarding>"
+                ),
+                &["<SetForwardingResponse"],
+            );
+            s.events(&[&format!(
+                "<ForwardingEvent.*<device><deviceIdentifier>{device}</deviceIdentifier></device>\
+                 <forwardingType>{kind}</forwardingType><forwardStatus>{on}</forwardStatus>"
+            )]);
+        }
+        let listed: Vec<String> = ForwardingType::ALL
+            .iter()
+            .map(|kind| {
+                format!(
+                    "<forwardListItem><forwardingType>{}</forwardingType><forwardStatus>{on}</forwardStatus>",
+                    kind.as_str()
+                )
+            })
+            .collect();
+        let listed: Vec<&str> = listed.iter().map(String::as_str).collect();
+        s.info(&format!("<GetForwarding xmlns=\"{ns}\"><device>{line}</device></GetForwarding>"), &listed);
+    }
+    s.sign_out()
+}
+
+/// Every service the gateway advertises, through the running binary with
+/// sipp as the client, over TCP (the client's GRUU as Contact) and UDP
+/// (the registered `+sip.instance` form).
+#[test]
+fn sipp_drives_every_advertised_service_with_its_event_sequence() {
+    let sim = Sim::start(&[]);
+    let gw = Gateway::start("sipp-services", &config_text(free_port(), &[sim.listen], ""));
+    gw.wait_log("node 1: up", Duration::from_secs(5));
+    let dir = scratch_dir(&format!("sipp-services-{}", gw.sip.port()));
+    for (transport, user, line, contact) in [
+        ("t1", "alice@example.com", "tel:+14255550101;ext=101", Contact::Gruu),
+        ("u1", "bob@example.com", "tel:+14255550102;ext=102", Contact::Instance),
+    ] {
+        for (name, text) in [
+            ("calls", calls_scenario(user, line, sim.control, contact)),
+            ("logical", logical_scenario(user, line, contact)),
+        ] {
+            assert!(text.len() < 64 * 1024, "sipp reads at most 64 KiB of scenario: {name} is {}", text.len());
+            let scenario = dir.join(format!("{name}-{transport}.xml"));
+            std::fs::write(&scenario, text).unwrap();
+            sipp(&gw, scenario.to_str().unwrap(), transport, user, line, &[]);
+        }
+    }
 }

@@ -17,6 +17,10 @@ enum Link {
     Tls(Box<TlsStream>, Vec<u8>),
 }
 
+/// The Front End pool's Record-Route parameters (its own entry, which it
+/// strips from the client's requests in the dialog).
+const POOL_ROUTE: &str = "ms-fe=FE-01.corp.example.com;opaque=state:T;lr;ms-route-sig=aaXkS1xV3ZKXQdAqhR9oQ4pZxKbwAA";
+
 /// One user's dialog with the gateway.
 pub struct Lync {
     link: Link,
@@ -189,13 +193,26 @@ impl Lync {
         // src/core/sip-csta.c and sip-transport.c, an open-source Lync/OCS
         // RCC client): epid on From, a User-Agent, Supported: timer on the
         // INVITE, Content-Disposition: signal;handling=required on every
-        // CSTA body.
+        // CSTA body; a Contact with proxy=replace and +sip.instance (the
+        // form a client registers, MS-SIPRE); and, as the Front End pool
+        // the client stands for, the pool's Record-Route on the INVITE
+        // (ms-fe, opaque=state, ms-route-sig, tag: a Skype for Business
+        // pool's, common/sipp.rs says where from), which the pool itself
+        // strips from the client's later requests (loose routing).
         let content = if body.is_empty() {
             String::new()
         } else {
             "Content-Disposition: signal;handling=required\r\nContent-Type: application/csta+xml\r\n".into()
         };
-        let supported = if method == "INVITE" { "Supported: timer\r\n" } else { "" };
+        let supported = match (method, to_tag.is_empty()) {
+            ("INVITE", true) => format!(
+                "Supported: timer\r\nRecord-Route: <sip:{l};transport={tl};{POOL_ROUTE}>;tag=3A78FB75E877D0A0B16EB39156A3983A\r\n",
+                l = self.local,
+                tl = self.transport().to_lowercase(),
+            ),
+            ("INVITE", false) => "Supported: timer\r\n".to_string(),
+            _ => String::new(),
+        };
         let in_dialog = !to_tag.is_empty() && method != "INVITE";
         let uri = match (&self.target, in_dialog) {
             (Some(target), true) => target.clone(),
@@ -209,7 +226,8 @@ impl Lync {
         format!(
             "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/{t} {l};branch=z9hG4bK{c}{cs}{method}\r\nMax-Forwards: 70\r\n\
              From: <sip:{u}>;tag={c}-tag;epid=1c2d3e4f5a\r\nTo: <sip:ctigw@{gw}>{to_tag}\r\nCall-ID: {c}\r\n\
-             CSeq: {cs} {method}\r\nContact: <sip:{u}@{l};transport={tl}>\r\n\
+             CSeq: {cs} {method}\r\nContact: <sip:{u}@{l};transport={tl}>;proxy=replace;\
+             +sip.instance=\"<urn:uuid:4B1682A8-F968-5701-83FC-7C6741DC6697>\"\r\n\
              User-Agent: UCCAPI/4.0.7577.0 OC/4.0.7577.0 (Microsoft Lync 2010)\r\n{supported}{extra}{content}\
              Content-Length: {len}\r\n\r\n{body}",
             gw = self.gateway,
@@ -250,8 +268,11 @@ impl Lync {
             self.gw_tag = header(&response, "To").and_then(|to| to.split(";tag=").nth(1)).unwrap_or("").to_string();
             // Through a record-routing proxy: the route set (the
             // Record-Route entries in reverse) and the gateway's Contact.
-            let mut routes: Vec<String> =
-                headers(&response, "Record-Route").flat_map(|v| v.split(',')).map(|r| r.trim().to_string()).collect();
+            let mut routes: Vec<String> = headers(&response, "Record-Route")
+                .flat_map(|v| v.split(','))
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.contains(POOL_ROUTE))
+                .collect();
             if !routes.is_empty() {
                 routes.reverse();
                 self.routes = routes;

@@ -8,6 +8,7 @@ pub mod load;
 pub mod lync;
 pub mod pbx;
 pub mod sim;
+pub mod sipp;
 
 use std::path::PathBuf;
 use std::process::Command;
