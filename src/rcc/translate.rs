@@ -57,6 +57,20 @@ impl<'s> Arena<'s> {
     }
 }
 
+/// One message being rewritten into Lync's names.
+struct Rewrite<'t> {
+    own: Option<Own<'t>>,
+    untranslated: u16,
+}
+
+impl<'t> Rewrite<'t> {
+    fn reported<'s>(&mut self, t: &'t Translation<'_>, text: &mut Text<'s>, arena: &mut Arena<'s>) -> Result<(), ()> {
+        let own = self.own.get_or_insert_with(|| t.own());
+        self.untranslated += u16::from(!t.reported(own, text, arena));
+        Ok(())
+    }
+}
+
 /// The user's lines and the session's line number, for one message.
 struct Own<'a> {
     mine: UserLines<'a>,
@@ -110,23 +124,17 @@ impl Translation<'_> {
     /// Rewrites a node's answer into Lync's names; returns how many
     /// devices stayed in the node's names because the arena was full.
     pub fn response_to_lync<'s>(&self, response: &mut Response<'s>, arena: &mut Arena<'s>) -> u16 {
-        let (mut own, mut untranslated) = (None, 0);
-        let _ = response.visit_devices(|_, text| {
-            untranslated += u16::from(!self.reported(own.get_or_insert_with(|| self.own()), text, arena));
-            Ok::<(), ()>(())
-        });
-        untranslated
+        let mut rewrite = Rewrite { own: None, untranslated: 0 };
+        let _ = response.visit_devices(|_, text| rewrite.reported(self, text, arena));
+        rewrite.untranslated
     }
 
     /// Rewrites a node's event into Lync's names; returns how many devices
     /// stayed in the node's names because the arena was full.
     pub fn event_to_lync<'s>(&self, event: &mut Event<'s>, arena: &mut Arena<'s>) -> u16 {
-        let (mut own, mut untranslated) = (None, 0);
-        let _ = event.visit_devices(|_, text| {
-            untranslated += u16::from(!self.reported(own.get_or_insert_with(|| self.own()), text, arena));
-            Ok::<(), ()>(())
-        });
-        untranslated
+        let mut rewrite = Rewrite { own: None, untranslated: 0 };
+        let _ = event.visit_devices(|_, text| rewrite.reported(self, text, arena));
+        rewrite.untranslated
     }
 
     /// What tells the user's own end of a call, looked up once a message
