@@ -81,17 +81,16 @@ impl Gateway {
         // The dial plan: the event in Lync's names.
         let (mut arena_buf, translated);
         let mut untranslated = 0;
-        let event = match (&self.dialplan, self.sessions.get(h)) {
-            (Some(plan), Some(s)) => {
+        let event = match self.translation(h) {
+            Some(t) => {
                 arena_buf = [0u8; ARENA_SIZE];
                 let mut arena = Arena::new(&mut arena_buf);
-                let t = Translation { plan, appearances: &self.appearances, user: &s.user, line: &s.line };
                 let mut e = event.clone();
                 untranslated = t.event_to_lync(&mut e, &mut arena);
                 translated = e;
                 &translated
             }
-            _ => event,
+            None => event,
         };
         self.note_untranslated(slot, event.name(), untranslated);
         self.send_in_dialog(h, ClientKind::EventInfo, Some(event));

@@ -243,6 +243,15 @@ pub struct Gateway {
     pub counters: Counters,
 }
 
+impl Gateway {
+    /// How session `h`'s messages are rewritten between Lync's names and
+    /// its node's: `None` without a dial plan (names pass as they are).
+    fn translation(&self, h: Handle) -> Option<Translation<'_>> {
+        let (plan, s) = (self.dialplan.as_ref()?, self.sessions.get(h)?);
+        Some(Translation { plan, appearances: &self.appearances, user: &s.user, line: &s.line })
+    }
+}
+
 /// Where the gateway's Contact URI for dialogs over `transport` is in
 /// `Gateway::contacts`.
 pub(super) fn contact_index(transport: Transport) -> usize {

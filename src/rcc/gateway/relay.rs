@@ -138,13 +138,11 @@ impl Gateway {
         }
         // The dial plan: the request in the node's names, or refused here.
         let mut arena_buf;
-        let request = match &self.dialplan {
+        let request = match self.translation(h) {
             None => *request,
-            Some(plan) => {
+            Some(t) => {
                 arena_buf = [0u8; ARENA_SIZE];
                 let mut arena = Arena::new(&mut arena_buf);
-                let s = self.sessions.get(h).expect("checked by the caller");
-                let t = Translation { plan, appearances: &self.appearances, user: &s.user, line: &s.line };
                 let mut translated = *request;
                 if let Err(code) = t.request_to_node(&mut translated, &mut arena) {
                     self.counters.dialplan_refusals += 1;
@@ -231,21 +229,20 @@ impl Gateway {
             let queued = self.out.count;
             // The dial plan: the answer in Lync's names.
             let (mut arena_buf, translated);
-            let mut untranslated = (0, None);
-            let answer = match (answer, &self.dialplan, self.sessions.get(session)) {
-                (Ok(Csta::Response(response)), Some(plan), Some(s)) => {
+            let mut untranslated = 0;
+            let answer = match (answer, self.translation(session)) {
+                (Ok(Csta::Response(response)), Some(t)) => {
                     arena_buf = [0u8; ARENA_SIZE];
                     let mut arena = Arena::new(&mut arena_buf);
-                    let t = Translation { plan, appearances: &self.appearances, user: &s.user, line: &s.line };
                     let mut r = response.clone();
-                    untranslated = (t.response_to_lync(&mut r, &mut arena), Some(s.node.slot));
+                    untranslated = t.response_to_lync(&mut r, &mut arena);
                     translated = Csta::Response(r);
                     Ok(&translated)
                 }
                 _ => answer,
             };
-            if let (n, Some(slot)) = untranslated {
-                self.note_untranslated(slot, "answer", n);
+            if let Some(s) = self.sessions.get(session) {
+                self.note_untranslated(s.node.slot, "answer", untranslated);
             }
             match answer {
                 Ok(message) => self.answer_csta(from, &m, namespace, message),
