@@ -13,6 +13,8 @@
 //! Rewritten identifiers are written into an [`Arena`] the caller lends,
 //! which the rewritten message borrows: nothing allocates.
 
+use core::mem::MaybeUninit;
+
 use heapless::String;
 
 use super::appearances::{Appearances, UserLines};
@@ -27,19 +29,27 @@ pub const ARENA_SIZE: usize = 4096;
 const MAX_DEVICE: usize = 192;
 
 /// A bump area for rewritten identifiers, borrowed by the message that
-/// uses them.
+/// uses them. Its buffer is not initialised beforehand: zeroing 4 KiB a
+/// message (glibc's memset takes `rep stosb` at that size) counted as
+/// 4,096 instructions a message under callgrind, a tenth of a request.
 pub struct Arena<'s> {
-    rest: &'s mut [u8],
+    rest: &'s mut [MaybeUninit<u8>],
+}
+
+/// A buffer for an [`Arena`], left uninitialised.
+pub fn arena_buffer() -> [MaybeUninit<u8>; ARENA_SIZE] {
+    [MaybeUninit::uninit(); ARENA_SIZE]
 }
 
 impl<'s> Arena<'s> {
     /// An arena over `buf`.
-    pub fn new(buf: &'s mut [u8]) -> Arena<'s> {
+    pub fn new(buf: &'s mut [MaybeUninit<u8>]) -> Arena<'s> {
         Arena { rest: buf }
     }
 
     /// The concatenation of `parts`, kept for as long as the arena's
     /// buffer; `None` when it is full.
+    #[allow(unsafe_code)]
     fn put(&mut self, parts: &[&str]) -> Option<&'s str> {
         let len = parts.iter().map(|p| p.len()).sum();
         if len > self.rest.len() {
@@ -49,10 +59,14 @@ impl<'s> Arena<'s> {
         self.rest = rest;
         let mut at = 0;
         for p in parts {
-            used[at..at + p.len()].copy_from_slice(p.as_bytes());
+            for (to, byte) in used[at..at + p.len()].iter_mut().zip(p.bytes()) {
+                to.write(byte);
+            }
             at += p.len();
         }
-        let used: &'s [u8] = used;
+        // SAFETY: every byte of `used` was written just above, and
+        // MaybeUninit<u8> has the layout of u8.
+        let used: &'s [u8] = unsafe { &*(used as *mut [MaybeUninit<u8>] as *const [u8]) };
         core::str::from_utf8(used).ok()
     }
 }
@@ -233,7 +247,7 @@ mod tests {
     fn to_node(t: &Translation<'_>, xml: &str) -> Result<std::string::String, ErrorCode<'static>> {
         let doc = parse(xml.as_bytes()).unwrap();
         let Message::Request(request) = doc.message else { panic!() };
-        let mut buf = [0u8; ARENA_SIZE];
+        let mut buf = arena_buffer();
         let mut arena = Arena::new(&mut buf);
         let mut r = request;
         t.request_to_node(&mut r, &mut arena)?;
@@ -286,7 +300,7 @@ mod tests {
         );
         let doc = parse(xml.as_bytes()).unwrap();
         let Message::Event(mut event) = doc.message else { panic!() };
-        let mut buf = [0u8; ARENA_SIZE];
+        let mut buf = arena_buffer();
         let mut arena = Arena::new(&mut buf);
         erin.event_to_lync(&mut event, &mut arena);
         let sent = write(&Message::Event(event));
@@ -313,11 +327,11 @@ mod tests {
         );
         let doc = parse(xml.as_bytes()).unwrap();
         let Message::Response(response) = doc.message else { panic!() };
-        let mut buf = [0u8; ARENA_SIZE];
+        let mut buf = arena_buffer();
         let mut r = response.clone();
         alice.response_to_lync(&mut r, &mut Arena::new(&mut buf));
         assert!(write(&Message::Response(r)).contains("<deviceID>tel:+14255550101;ext=101</deviceID>"));
-        let mut tiny = [0u8; 4];
+        let mut tiny = [MaybeUninit::uninit(); 4];
         let mut r = response.clone();
         assert_eq!(alice.response_to_lync(&mut r, &mut Arena::new(&mut tiny)), 1, "one device left as it was");
         assert!(write(&Message::Response(r)).contains("<deviceID>101</deviceID>"));

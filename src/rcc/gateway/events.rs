@@ -83,7 +83,7 @@ impl Gateway {
         let mut untranslated = 0;
         let event = match self.translation(h) {
             Some(t) => {
-                arena_buf = [0u8; ARENA_SIZE];
+                arena_buf = arena_buffer();
                 let mut arena = Arena::new(&mut arena_buf);
                 let mut e = event.clone();
                 untranslated = t.event_to_lync(&mut e, &mut arena);

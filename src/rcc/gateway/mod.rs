@@ -26,7 +26,7 @@ use heapless::String;
 use super::appearances::{Appearances, device_param, user_key};
 use super::session::{self, MAX_CALL_ID, MAX_MONITORS, MAX_ROUTE_SET, MAX_TAG, MAX_URI, Sessions};
 use super::session_timer::{Asked, Negotiated, Refresher, negotiate};
-use super::translate::{ARENA_SIZE, Arena, Translation};
+use super::translate::{Arena, Translation, arena_buffer};
 use super::{Peer, Transport};
 use crate::board;
 use crate::config::Cidr;

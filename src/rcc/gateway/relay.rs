@@ -141,7 +141,7 @@ impl Gateway {
         let request = match self.translation(h) {
             None => *request,
             Some(t) => {
-                arena_buf = [0u8; ARENA_SIZE];
+                arena_buf = arena_buffer();
                 let mut arena = Arena::new(&mut arena_buf);
                 let mut translated = *request;
                 if let Err(code) = t.request_to_node(&mut translated, &mut arena) {
@@ -232,7 +232,7 @@ impl Gateway {
             let mut untranslated = 0;
             let answer = match (answer, self.translation(session)) {
                 (Ok(Csta::Response(response)), Some(t)) => {
-                    arena_buf = [0u8; ARENA_SIZE];
+                    arena_buf = arena_buffer();
                     let mut arena = Arena::new(&mut arena_buf);
                     let mut r = response.clone();
                     untranslated = t.response_to_lync(&mut r, &mut arena);
