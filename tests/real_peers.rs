@@ -208,8 +208,8 @@ fn calls_scenario(user: &str, line: &str, control: std::net::SocketAddr, contact
         .collect();
     let features: Vec<&str> = features.iter().map(String::as_str).collect();
     s.info(&format!("<GetCSTAFeatures xmlns=\"{ns}\"/>"), &features);
-    // A call is already ringing when the user signs in.
-    s.exec(&sim_command(control, &format!("call {caller} {line}"))).pause(300);
+    // A call is already ringing when the user signs in (the test places it
+    // before sipp starts).
     s.info(
         &format!("<MonitorStart xmlns=\"{ns}\"><monitorObject><deviceObject>{line}</deviceObject></monitorObject></MonitorStart>"),
         &["<MonitorStartResponse"],
@@ -232,6 +232,9 @@ fn calls_scenario(user: &str, line: &str, control: std::net::SocketAddr, contact
         device("answeringDevice", line),
         device("callingDevice", caller)
     )]);
+    // The route set does not change in a dialog: checked on the events so
+    // far and after the refresh (sipp reads at most 64 KiB of scenario).
+    s.without_routing_checks();
     s.info(
         &format!(
             "<GenerateDigits xmlns=\"{ns}\">{}<charactersToSend>1234#</charactersToSend></GenerateDigits>",
@@ -284,6 +287,19 @@ fn calls_scenario(user: &str, line: &str, control: std::net::SocketAddr, contact
     );
     let a_call = ["<ServiceInitiatedEvent", "<OriginatedEvent", "<DeliveredEvent", "<EstablishedEvent"];
     s.events(&a_call);
+    s.info(
+        &format!("<HoldCall xmlns=\"{ns}\">{}</HoldCall>", conn("callToBeHeld", "[$first]")),
+        &["<HoldCallResponse"],
+    );
+    s.events(&[&format!(
+        "<HeldEvent.*{}.*<localConnectionInfo>hold</localConnectionInfo>",
+        device("holdingDevice", line)
+    )]);
+    s.info(
+        &format!("<RetrieveCall xmlns=\"{ns}\">{}</RetrieveCall>", conn("callToBeRetrieved", "[$first]")),
+        &["<RetrieveCallResponse"],
+    );
+    s.events(&["<RetrievedEvent.*<localConnectionInfo>connected</localConnectionInfo>"]);
     s.info_keeping(
         &format!(
             "<ConsultationCall xmlns=\"{ns}\">{}<consultedDevice>{transfer_to}</consultedDevice></ConsultationCall>",
@@ -317,17 +333,43 @@ fn calls_scenario(user: &str, line: &str, control: std::net::SocketAddr, contact
          </conferenceConnections>.*<cause>conference</cause>",
         l(transfer_to)
     )]);
+    // A consultation from the conference, and the conference transferred to it.
+    s.info_keeping(
+        &format!(
+            "<ConsultationCall xmlns=\"{ns}\">{}<consultedDevice>tel:+14255552222</consultedDevice></ConsultationCall>",
+            conn("existingCall", "[$conference]")
+        ),
+        "<initiatedCall><callID>([^<]+)</callID>",
+        "consulted2",
+    );
+    s.events(&["<HeldEvent"]).events(&a_call);
     s.info(
         &format!(
-            "<ClearConnection xmlns=\"{ns}\">{}</ClearConnection>",
-            conn("connectionToBeCleared", "[$conference]")
+            "<TransferCall xmlns=\"{ns}\">{}{}</TransferCall>",
+            conn("heldCall", "[$conference]"),
+            conn("activeCall", "[$consulted2]")
         ),
+        &["<TransferCallResponse[^>]*><transferredCall><callID>"],
+    );
+    s.events(&[&format!("<TransferedEvent.*{}.*<cause>transfer</cause>", device("transferringDevice", line))]);
+    // One more call, cleared.
+    s.info_keeping(
+        &format!(
+            "<MakeCall xmlns=\"{ns}\"><callingDevice>{line}</callingDevice><calledDirectoryNumber>tel:+14255559876\
+             </calledDirectoryNumber><autoOriginate>doNotPrompt</autoOriginate></MakeCall>"
+        ),
+        "<callingDevice><callID>([^<]+)</callID>",
+        "last",
+    );
+    s.events(&a_call);
+    s.info(
+        &format!("<ClearConnection xmlns=\"{ns}\">{}</ClearConnection>", conn("connectionToBeCleared", "[$last]")),
         &["<ClearConnectionResponse"],
     );
     s.events(&["<ConnectionClearedEvent.*<cause>normalClearing</cause>"]);
     // The client refreshes its dialog; the same session goes on, its
     // monitor and events with it.
-    s.refresh();
+    s.refresh().with_routing_checks();
     s.info(
         &format!("<SetDoNotDisturb xmlns=\"{ns}\"><device>{line}</device><doNotDisturbOn>true</doNotDisturbOn></SetDoNotDisturb>"),
         &["<SetDoNotDisturbResponse"],
@@ -347,9 +389,10 @@ fn logical_scenario(user: &str, line: &str, contact: Contact) -> String {
     let device = common::sipp::literal(line);
     let mut s = Scenario::sign_in("logical device services", user, contact);
     s.without_routing_checks();
-    s.info(
+    s.info_keeping(
         &format!("<MonitorStart xmlns=\"{ns}\"><monitorObject><deviceObject>{line}</deviceObject></monitorObject></MonitorStart>"),
-        &["<MonitorStartResponse"],
+        "<monitorCrossRefID>([^<]+)</monitorCrossRefID>",
+        "monitor",
     );
     for on in ["true", "false"] {
         s.info(
@@ -391,6 +434,15 @@ fn logical_scenario(user: &str, line: &str, contact: Contact) -> String {
         let listed: Vec<&str> = listed.iter().map(String::as_str).collect();
         s.info(&format!("<GetForwarding xmlns=\"{ns}\"><device>{line}</device></GetForwarding>"), &listed);
     }
+    s.info(
+        &format!("<MonitorStop xmlns=\"{ns}\"><monitorCrossRefID>[$monitor]</monitorCrossRefID></MonitorStop>"),
+        &["<MonitorStopResponse"],
+    );
+    // No event after the monitor is stopped: a change now is not reported.
+    s.info(
+        &format!("<SetDoNotDisturb xmlns=\"{ns}\"><device>{line}</device><doNotDisturbOn>false</doNotDisturbOn></SetDoNotDisturb>"),
+        &["<SetDoNotDisturbResponse"],
+    );
     s.sign_out()
 }
 
@@ -407,10 +459,17 @@ fn sipp_drives_every_advertised_service_with_its_event_sequence() {
         ("t1", "alice@example.com", "tel:+14255550101;ext=101", Contact::Gruu),
         ("u1", "bob@example.com", "tel:+14255550102;ext=102", Contact::Instance),
     ] {
-        for (name, text) in [
+        let ringing = sim.control(&format!("call tel:+14255557777 {line}"));
+        assert!(ringing.starts_with("ok "), "{ringing}");
+        let scenarios = [
             ("calls", calls_scenario(user, line, sim.control, contact)),
             ("logical", logical_scenario(user, line, contact)),
-        ] {
+        ];
+        for service in Service::ALL {
+            let request = format!("<{} xmlns", service.request_name());
+            assert!(scenarios.iter().any(|(_, text)| text.contains(&request)), "{service:?} is not exercised");
+        }
+        for (name, text) in scenarios {
             assert!(text.len() < 64 * 1024, "sipp reads at most 64 KiB of scenario: {name} is {}", text.len());
             let scenario = dir.join(format!("{name}-{transport}.xml"));
             std::fs::write(&scenario, text).unwrap();

@@ -96,6 +96,12 @@ impl Scenario {
         self
     }
 
+    /// From here on, events' Route and Request-URI are checked again.
+    pub fn with_routing_checks(&mut self) -> &mut Self {
+        self.check_routing = true;
+        self
+    }
+
     fn var(&mut self) -> String {
         let name = format!("v{}", self.vars.len());
         self.vars.push(name.clone());
@@ -284,12 +290,6 @@ impl Scenario {
     pub fn exec(&mut self, command: &str) -> &mut Self {
         assert!(!command.contains('"'), "{command}");
         writeln!(self.xml, "  <nop><action><exec command=\"{command}\"/></action></nop>").unwrap();
-        self
-    }
-
-    /// Waits `ms` milliseconds.
-    pub fn pause(&mut self, ms: u32) -> &mut Self {
-        writeln!(self.xml, "  <pause milliseconds=\"{ms}\"/>").unwrap();
         self
     }
 
