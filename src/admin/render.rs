@@ -113,7 +113,7 @@ type GatewayCounter = fn(&crate::rcc::Counters) -> u64;
 type NodeCounter = fn(&cti::Counters) -> u64;
 
 /// The gateway's plain counters: name, help, value.
-const GATEWAY_COUNTERS: [(&str, &str, GatewayCounter); 14] = [
+const GATEWAY_COUNTERS: [(&str, &str, GatewayCounter); 15] = [
     ("ctigw_sessions_opened_total", "Sessions opened.", |c| c.sessions_opened),
     ("ctigw_sessions_closed_total", "Sessions ended, by either side or replaced.", |c| c.sessions_closed),
     ("ctigw_sessions_replaced_total", "Sessions replaced by a newer INVITE of the same user and line.", |c| {
@@ -143,6 +143,11 @@ const GATEWAY_COUNTERS: [(&str, &str, GatewayCounter); 14] = [
         "ctigw_cti_fields_dropped_total",
         "Parts of CTI events and answers not carried on to Lync (not modelled, or past a capacity).",
         |c| c.fields_dropped,
+    ),
+    (
+        "ctigw_dialplan_untranslated_total",
+        "Devices sent to Lync in the node's names: no room left to rewrite them through the dial plan.",
+        |c| c.untranslated,
     ),
 ];
 

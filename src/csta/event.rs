@@ -30,6 +30,8 @@ pub enum Redirection<'a> {
     Dialed(Text<'a>),
     /// `<deviceIdentifier>`, as some switches write it.
     Device(Text<'a>),
+    /// The device as the element's own text, as some switches write it.
+    Plain(Text<'a>),
     /// `<notKnown/>`
     NotKnown,
     /// `<notRequired/>`
@@ -44,16 +46,21 @@ impl<'a> Redirection<'a> {
     /// The device, when the node named one.
     pub fn device_mut(&mut self) -> Option<&mut Text<'a>> {
         match self {
-            Redirection::Dialed(t) | Redirection::Device(t) => Some(t),
+            Redirection::Dialed(t) | Redirection::Device(t) | Redirection::Plain(t) => Some(t),
             _ => None,
         }
     }
 
     fn write(&self, x: &mut XmlWriter<'_, '_>) -> Result<(), Overflow> {
+        if let Redirection::Plain(t) = self {
+            x.leaf("lastRedirectionDevice", *t)?;
+            return Ok(());
+        }
         x.open("lastRedirectionDevice")?;
         match self {
             Redirection::Dialed(t) => x.leaf("numberDialed", *t)?,
             Redirection::Device(t) => x.leaf("deviceIdentifier", *t)?,
+            Redirection::Plain(_) => unreachable!("written above"),
             Redirection::NotKnown => x.empty("notKnown")?,
             Redirection::NotRequired => x.empty("notRequired")?,
             Redirection::NotSpecified => x.empty("notSpecified")?,
@@ -68,20 +75,35 @@ impl<'a> Redirection<'a> {
 /// element it does not model (private data, call linkage, user data...)
 /// or list items past its capacity. The gateway counts it and logs each
 /// kind once; nothing is rewritten silently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dropped<'a> {
-    /// The first such element's name.
-    pub first: &'a str,
+    /// The names of the elements dropped, each once, the first four kinds.
+    pub kinds: Vec<&'a str, MAX_DROPPED_KINDS>,
     /// How many were dropped.
     pub count: u16,
 }
 
+/// Most kinds of dropped element one message reports by name.
+pub const MAX_DROPPED_KINDS: usize = 4;
+
 impl<'a> Dropped<'a> {
+    /// One element of `name` dropped.
+    pub fn one(name: &'a str) -> Dropped<'a> {
+        let mut kinds = Vec::new();
+        let _ = kinds.push(name);
+        Dropped { kinds, count: 1 }
+    }
+
     /// Records one more dropped element.
     pub(crate) fn note(dropped: &mut Option<Dropped<'a>>, name: &'a str) {
         match dropped {
-            Some(d) => d.count = d.count.saturating_add(1),
-            None => *dropped = Some(Dropped { first: name, count: 1 }),
+            Some(d) => {
+                d.count = d.count.saturating_add(1);
+                if !d.kinds.contains(&name) {
+                    let _ = d.kinds.push(name);
+                }
+            }
+            None => *dropped = Some(Dropped::one(name)),
         }
     }
 }
@@ -116,9 +138,16 @@ struct Layout {
     /// Whether callingDevice and calledDevice follow the subject
     /// (Originated has only calledDevice: its subject is the caller).
     parties: Parties,
-    /// Whether ECMA-323 requires `lastRedirectionDevice` in the event
-    /// (written as `notKnown` when the node gave none).
-    redirection: bool,
+    /// Whether the event has `lastRedirectionDevice`, and whether ECMA-323
+    /// requires it (then written as `notKnown` when the node gave none).
+    redirection: RedirectionPart,
+}
+
+#[derive(PartialEq)]
+enum RedirectionPart {
+    None,
+    Optional,
+    Required,
 }
 
 #[derive(PartialEq)]
@@ -133,7 +162,8 @@ impl Layout {
     /// kind of event.
     fn carries(&self, name: &str) -> bool {
         let device = |n: &str| name == n;
-        matches!(name, "monitorCrossRefID" | "localConnectionInfo" | "cause" | "lastRedirectionDevice")
+        matches!(name, "monitorCrossRefID" | "localConnectionInfo" | "cause")
+            || (self.redirection != RedirectionPart::None && name == "lastRedirectionDevice")
             || name == self.connection
             || name == self.subject
             || self.target.is_some_and(device)
@@ -168,7 +198,7 @@ impl CallEventKind {
             target: None,
             joins_calls: None,
             parties: Parties::None,
-            redirection: false,
+            redirection: RedirectionPart::None,
         };
         match self {
             ServiceInitiated => simple("ServiceInitiatedEvent", "initiatedConnection", "initiatingDevice"),
@@ -178,12 +208,12 @@ impl CallEventKind {
             },
             Delivered => Layout {
                 parties: Parties::Both,
-                redirection: true,
+                redirection: RedirectionPart::Required,
                 ..simple("DeliveredEvent", "connection", "alertingDevice")
             },
             Established => Layout {
                 parties: Parties::Both,
-                redirection: true,
+                redirection: RedirectionPart::Required,
                 ..simple("EstablishedEvent", "establishedConnection", "answeringDevice")
             },
             Held => simple("HeldEvent", "heldConnection", "holdingDevice"),
@@ -202,11 +232,12 @@ impl CallEventKind {
             Diverted => Layout {
                 target: Some("newDestination"),
                 parties: Parties::Both,
+                redirection: RedirectionPart::Optional,
                 ..simple("DivertedEvent", "connection", "divertingDevice")
             },
             Failed => Layout {
                 parties: Parties::Both,
-                redirection: true,
+                redirection: RedirectionPart::Required,
                 ..simple("FailedEvent", "failedConnection", "failingDevice")
             },
         }
@@ -288,26 +319,36 @@ impl<'a> CallEvent<'a> {
         reader.walk(|visit| {
             let (path, text) = match visit {
                 Visit::Open([l, "connectionListItem"]) if *l == list => {
-                    if event.connections.push(ConnectionId::default()).is_err() {
-                        Dropped::note(&mut event.dropped, list);
-                        extra_items = true;
+                    extra_items = event.connections.push(ConnectionId::default()).is_err();
+                    if extra_items {
+                        Dropped::note(&mut event.dropped, "connectionListItem");
                     }
                     return;
                 }
-                Visit::Open([l, "connectionListItem", ..]) if *l == list => return,
+                // oldConnection, endpoint, associatedNID: not carried.
+                Visit::Open([l, "connectionListItem", part]) if *l == list => {
+                    if *part != "newConnection" && !extra_items {
+                        Dropped::note(&mut event.dropped, part);
+                    }
+                    return;
+                }
                 Visit::Open([name]) => {
                     if !layout.carries(name) {
                         Dropped::note(&mut event.dropped, name);
                     }
                     return;
                 }
-                Visit::Open(["lastRedirectionDevice", form]) => {
+                Visit::Open(["lastRedirectionDevice", form]) if layout.redirection != RedirectionPart::None => {
                     event.redirection = match *form {
                         "notKnown" => Some(Redirection::NotKnown),
                         "notRequired" => Some(Redirection::NotRequired),
                         "notSpecified" => Some(Redirection::NotSpecified),
                         "restricted" => Some(Redirection::Restricted),
-                        _ => event.redirection,
+                        "numberDialed" | "deviceIdentifier" => event.redirection,
+                        other => {
+                            Dropped::note(&mut event.dropped, other);
+                            event.redirection
+                        }
                     };
                     return;
                 }
@@ -337,8 +378,10 @@ impl<'a> CallEvent<'a> {
                     }
                 }
                 [l, "connectionListItem", ..] if *l == list => {}
+                ["lastRedirectionDevice", ..] if layout.redirection == RedirectionPart::None => {}
                 ["lastRedirectionDevice", "numberDialed"] => event.redirection = Some(Redirection::Dialed(text)),
                 ["lastRedirectionDevice", "deviceIdentifier"] => event.redirection = Some(Redirection::Device(text)),
+                ["lastRedirectionDevice"] => event.redirection = Some(Redirection::Plain(text)),
                 ["localConnectionInfo"] => match LocalConnectionState::parse(text) {
                     Some(state) => event.local_state = Some(state),
                     None => {
@@ -396,7 +439,7 @@ impl<'a> CallEvent<'a> {
         }
         match self.redirection {
             Some(r) => r.write(&mut x)?,
-            None if layout.redirection => Redirection::NotKnown.write(&mut x)?,
+            None if layout.redirection == RedirectionPart::Required => Redirection::NotKnown.write(&mut x)?,
             None => {}
         }
         if let Some(state) = self.local_state {

@@ -25,7 +25,8 @@ use core::fmt;
 pub use devices::DeviceRole;
 pub use error_code::{ErrorCategory, ErrorCode};
 pub use event::{
-    CallEvent, CallEventKind, DoNotDisturbEvent, Dropped, Event, ForwardingEvent, MAX_EVENT_CONNECTIONS, Redirection,
+    CallEvent, CallEventKind, DoNotDisturbEvent, Dropped, Event, ForwardingEvent, MAX_DROPPED_KINDS,
+    MAX_EVENT_CONNECTIONS, Redirection,
 };
 pub use request::Request;
 pub use response::{ForwardItem, MAX_CALL_STATES, MAX_FORWARD_ITEMS, MAX_SNAPSHOT_CALLS, Response, SnapshotCall};

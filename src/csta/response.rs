@@ -276,6 +276,17 @@ fn parse_snapshot(reader: Reader<'_>) -> Result<Response<'_>, Error> {
                 Dropped::note(&mut dropped, INFO);
             }
         }
+        // servicesPermitted, mediaClass, a simpleCallState...: not carried.
+        Visit::Open(["crossRefIDorSnapshotData", "snapshotData", INFO, part])
+            if !extra_call && !matches!(*part, "connectionIdentifier" | "localCallState") =>
+        {
+            Dropped::note(&mut dropped, part);
+        }
+        Visit::Open(["crossRefIDorSnapshotData", "snapshotData", INFO, "localCallState", part])
+            if !extra_call && *part != "compoundCallState" =>
+        {
+            Dropped::note(&mut dropped, part);
+        }
         Visit::Text(["crossRefIDorSnapshotData", "snapshotData", INFO, rest @ ..], text) if !extra_call => {
             let Some(call) = calls.last_mut() else { return };
             match rest {

@@ -371,7 +371,9 @@ fn lists_longer_than_the_tables_keep_what_fits_and_say_what_was_dropped() {
     assert_eq!(calls.len(), MAX_SNAPSHOT_CALLS);
     assert!(calls.iter().all(|c| c.states.len() == MAX_CALL_STATES));
     // Two states too many in each of sixteen calls, and one call.
-    assert_eq!(dropped, Some(Dropped { first: "localConnectionState", count: 2 * 16 + 1 }));
+    let dropped = dropped.unwrap();
+    assert_eq!(dropped.kinds, ["localConnectionState", "snapshotDeviceResponseInfo"]);
+    assert_eq!(dropped.count, 2 * 16 + 1);
 
     let party = |i: usize| {
         format!(
@@ -391,8 +393,49 @@ fn lists_longer_than_the_tables_keep_what_fits_and_say_what_was_dropped() {
     assert_eq!(e.connections.len(), MAX_EVENT_CONNECTIONS);
     assert_eq!(e.connections[15].device.unwrap(), "tel:15", "the first sixteen, in order");
     assert_eq!(e.cause.unwrap(), "conference");
-    assert_eq!(e.dropped, Some(Dropped { first: "conferenceConnections", count: 3 + 2 }));
+    let dropped = e.dropped.unwrap();
+    assert_eq!(dropped.kinds, ["connectionListItem", "servicesPermitted", "extensions"], "each kind named once");
+    assert_eq!(dropped.count, 3 + 2);
     assert_eq!(Error::TooManyItems("x").error_code(), ErrorCode::VALUE_OUT_OF_RANGE);
+}
+
+/// lastRedirectionDevice as switches write it: ECMA-323's numberDialed,
+/// deviceIdentifier, plain text, each written back as it came; an unknown
+/// form counted as dropped; in an event whose schema has none (Held), not
+/// passed on but counted.
+#[test]
+fn last_redirection_device_in_each_form_and_where_it_does_not_belong() {
+    let ns = r#"xmlns="http://www.ecma-international.org/standards/ecma-323/csta/ed3""#;
+    let event = |root: &str, connection: &str, redirection: &str| {
+        format!(
+            "<{root} {ns}><monitorCrossRefID>1</monitorCrossRefID><{connection}><callID>C-1</callID>\
+             <deviceID>tel:101</deviceID></{connection}><lastRedirectionDevice>{redirection}</lastRedirectionDevice>\
+             <cause>redirected</cause></{root}>"
+        )
+    };
+    for (form, want) in [
+        ("<numberDialed>tel:102</numberDialed>", Some(Redirection::Dialed(Text::literal("tel:102")))),
+        ("<deviceIdentifier>tel:102</deviceIdentifier>", Some(Redirection::Device(Text::literal("tel:102")))),
+        ("tel:102", Some(Redirection::Plain(Text::literal("tel:102")))),
+        ("<restricted/>", Some(Redirection::Restricted)),
+        ("<vendorThing>x</vendorThing>", None),
+    ] {
+        let xml = event("DeliveredEvent", "connection", form);
+        let doc = parse(xml.as_bytes()).unwrap();
+        let Message::Event(Event::Call(e)) = &doc.message else { panic!() };
+        assert_eq!(e.redirection, want, "{form}");
+        assert_eq!(e.dropped.is_some(), want.is_none(), "{form}");
+        if want.is_some() {
+            let written = String::from_utf8(write(&doc.message, Namespace::Ed3)).unwrap();
+            assert!(written.contains(&format!("<lastRedirectionDevice>{form}</lastRedirectionDevice>")), "{written}");
+        }
+    }
+    let held = event("HeldEvent", "heldConnection", "<numberDialed>tel:102</numberDialed>");
+    let doc = parse(held.as_bytes()).unwrap();
+    let Message::Event(Event::Call(e)) = &doc.message else { panic!() };
+    assert_eq!(e.redirection, None);
+    assert_eq!(e.dropped.as_ref().unwrap().kinds, ["lastRedirectionDevice"]);
+    assert!(!String::from_utf8(write(&doc.message, Namespace::Ed3)).unwrap().contains("lastRedirection"));
 }
 
 #[test]

@@ -23,8 +23,9 @@ pub const MAX_URI: usize = 192;
 /// Longest route set kept, its entries joined by `, ` as one Route header
 /// value. A Lync Front End's Record-Route alone runs past 200 bytes (its
 /// `ms-route-sig`, `ms-rrsig` and `tag`), and a pool puts one per Front
-/// End it crossed; the set shares one buffer, whatever its entries' sizes.
-pub const MAX_ROUTE_SET: usize = 768;
+/// End it crossed (a remote user's: the Edge, a Director, the Front End);
+/// the set shares one buffer, whatever its entries' sizes.
+pub const MAX_ROUTE_SET: usize = 1024;
 /// Most monitors one session may start.
 pub const MAX_MONITORS: usize = 4;
 /// Longest monitor cross-reference id kept.

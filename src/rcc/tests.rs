@@ -1391,3 +1391,39 @@ fn every_party_of_a_conference_and_a_snapshots_states_reach_lync() {
     assert_eq!(calls[0].states, [Connected; 5], "alice's connection, then the four others'");
     assert_eq!(w.gw.counters.fields_dropped, 0, "the URI-naming switch says nothing the gateway drops");
 }
+
+/// The pool's route set goes back whole as the Route of the gateway's
+/// requests: three Front End-sized Record-Routes (a remote user's INVITE
+/// crosses an Edge, a Director and a Front End) fit; an entry that does
+/// not close its quote, which would swallow the entries after it once
+/// they are joined, is refused.
+#[test]
+fn a_long_route_set_goes_back_whole_and_a_broken_entry_is_refused() {
+    let mut w = world(1, 4);
+    let entry = |host: &str| {
+        format!(
+            "<sip:{host}.corp.example.com:5061;transport=tls;ms-fe=FE-04.corp.example.com;opaque=state:F:Ci.Rabf6d00;lr;\
+             ms-route-sig=fiowNaa3xSVBcLpTKE1sw4ffyrS1Pm5CwqQ0EDNxAAA>;ms-rrsig=fi6ZIFfGLlfTSXVT9Ua1Sc6Dr7PRA0OtFsTUyeWBNxAAA;\
+             tag=A990A1D3DF287188230E96F588D87AD1"
+        )
+    };
+    let (edge, director, fe) = (entry("edge"), entry("director"), entry("fe01"));
+    assert!(edge.len() > 250, "{}", edge.len());
+    let mut alice = Lync::new("alice@example.com", "r1", tcp());
+    alice.timer_headers = format!("Record-Route: {fe}\nRecord-Route: {director}, {edge}\nSupported: timer\n");
+    assert_eq!(only_response(&alice.invite(&mut w, Some(ALICE_LINE))).status_code(), Some(200));
+    alice.ack(&mut w);
+    let monitor = monitor_start(ALICE_LINE);
+    csta_answer(&alice.info(&mut w, &monitor));
+    let out = alice.info(&mut w, &make_call(ALICE_LINE, "tel:+14255559876"));
+    let event = out.iter().find(|m| m.method() == Some(crate::sip::Method::Info)).expect("an event");
+    let routes: Vec<_> = event.name_addrs(crate::sip::HeaderName::Route).map(|r| r.unwrap()).collect();
+    assert_eq!(routes.len(), 4, "the rig's own pool entry, then the three");
+    let text = core::str::from_utf8(event.as_bytes()).unwrap();
+    assert!(text.contains(&format!("Route: <sip:pool.example.com;lr>, {fe}, {director}, {edge}\r\n")), "{text}");
+
+    let mut bob = Lync::new("bob@example.com", "r2", tcp());
+    bob.timer_headers = "Record-Route: <sip:fe01.corp.example.com;lr>;x=\"abc\nRecord-Route: <sip:b;lr>\n".into();
+    let out = bob.invite(&mut w, Some("tel:+14255550102;ext=102"));
+    assert_eq!(only_response(&out).status_code(), Some(400), "{out:?}");
+}

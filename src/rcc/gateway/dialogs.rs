@@ -21,6 +21,13 @@ impl SessionFields {
         let mut routes: String<MAX_ROUTE_SET> = String::new();
         for route in m.name_addrs(HeaderName::RecordRoute) {
             let route = route.ok()?;
+            // Joined with the others into one value, an entry must close
+            // what it opens: an unbalanced quote or bracket would swallow
+            // the entries after it.
+            let params = route.params.as_str();
+            if params.matches('"').count() % 2 == 1 || params.contains(['<', '>']) || route.uri.contains('"') {
+                return None;
+            }
             let comma = if routes.is_empty() { "" } else { ", " };
             write!(routes, "{comma}<{}>{}", route.uri, route.params.as_str()).ok()?;
         }

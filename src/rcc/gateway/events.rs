@@ -44,26 +44,33 @@ pub(super) enum ClientState {
 impl Gateway {
     /// What a node's event or answer said that does not reach Lync:
     /// counted, and each kind of element logged the first time.
-    pub(super) fn note_dropped(&mut self, slot: SlotId, message: &str, dropped: csta::Dropped<'_>) {
+    pub(super) fn note_dropped(&mut self, slot: SlotId, message: &str, dropped: &csta::Dropped<'_>) {
         self.counters.fields_dropped += u64::from(dropped.count);
-        let key = crate::index::hash(&[dropped.first.as_bytes()], false);
-        if self.dropped_logged.contains(&key) || self.dropped_logged.push(key).is_err() {
-            return;
+        for kind in &dropped.kinds {
+            let key = crate::index::hash(&[kind.as_bytes()], false);
+            if self.dropped_logged.contains(&key) || self.dropped_logged.push(key).is_err() {
+                continue;
+            }
+            log::warn!(
+                "{slot}: {message}: <{kind}> not carried on to Lync (not modelled, or past the gateway's capacity); \
+                 counted from now on in ctigw_cti_fields_dropped_total, not logged again"
+            );
         }
-        log::warn!(
-            "{slot}: {message}: <{}> not carried on to Lync (not modelled, or past the gateway's capacity); \
-             counted from now on in ctigw_cti_fields_dropped_total, not logged again",
-            dropped.first
-        );
     }
 
     /// Devices a translation left in the node's names (no room left to
-    /// rewrite them): counted and logged once, as dropped fields are.
+    /// rewrite them): counted, and logged the first time.
     pub(super) fn note_untranslated(&mut self, slot: SlotId, message: &str, untranslated: u16) {
-        if untranslated > 0 {
-            let dropped = csta::Dropped { first: "deviceID in Lync's names", count: untranslated };
-            self.note_dropped(slot, message, dropped);
+        if untranslated == 0 {
+            return;
         }
+        if self.counters.untranslated == 0 {
+            log::warn!(
+                "{slot}: {message}: {untranslated} device(s) sent to Lync in the node's names: no room left to \
+                 rewrite them; counted from now on in ctigw_dialplan_untranslated_total, not logged again"
+            );
+        }
+        self.counters.untranslated += u64::from(untranslated);
     }
 
     /// An event from the node in `slot`: to the session that monitors it.
@@ -76,7 +83,7 @@ impl Gateway {
             return;
         };
         if let csta::Event::Call(csta::CallEvent { dropped: Some(dropped), .. }) = event {
-            self.note_dropped(slot, event.name(), *dropped);
+            self.note_dropped(slot, event.name(), dropped);
         }
         // The dial plan: the event in Lync's names.
         let (mut arena_buf, translated);

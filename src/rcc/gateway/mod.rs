@@ -204,6 +204,9 @@ pub struct Counters {
     /// to Lync (elements it does not model, list items past its
     /// capacities); each kind is logged once.
     pub fields_dropped: u64,
+    /// Devices sent to Lync in the node's names because there was no room
+    /// left to rewrite them through the dial plan.
+    pub untranslated: u64,
 }
 
 /// The gateway.
@@ -238,7 +241,7 @@ pub struct Gateway {
     waiting: bool,
     /// The kinds of dropped fields already logged (hashes of their names;
     /// past its capacity a kind is counted, not logged).
-    dropped_logged: heapless::Vec<u64, 32>,
+    dropped_logged: heapless::Vec<u64, 64>,
     /// What has happened.
     pub counters: Counters,
 }

@@ -204,7 +204,7 @@ impl Gateway {
             if let (Ok(Csta::Response(Response::Snapshot { dropped: Some(d), .. })), Some(s)) =
                 (answer, self.sessions.get(session))
             {
-                self.note_dropped(s.node.slot, "SnapshotDeviceResponse", *d);
+                self.note_dropped(s.node.slot, "SnapshotDeviceResponse", d);
             }
             // Monitors: learn the ids the node gives, forget stopped ones.
             match answer.ok() {
