@@ -52,24 +52,35 @@ impl<'a> Redirection<'a> {
     }
 
     fn write(&self, x: &mut XmlWriter<'_, '_>) -> Result<(), Overflow> {
-        if let Redirection::Plain(t) = self {
-            x.leaf("lastRedirectionDevice", *t)?;
-            return Ok(());
-        }
+        let device = match *self {
+            Redirection::Plain(t) => {
+                x.leaf("lastRedirectionDevice", t)?;
+                return Ok(());
+            }
+            Redirection::Dialed(t) => Some(("numberDialed", t)),
+            Redirection::Device(t) => Some(("deviceIdentifier", t)),
+            _ => None,
+        };
         x.open("lastRedirectionDevice")?;
-        match self {
-            Redirection::Dialed(t) => x.leaf("numberDialed", *t)?,
-            Redirection::Device(t) => x.leaf("deviceIdentifier", *t)?,
-            Redirection::Plain(_) => unreachable!("written above"),
-            Redirection::NotKnown => x.empty("notKnown")?,
-            Redirection::NotRequired => x.empty("notRequired")?,
-            Redirection::NotSpecified => x.empty("notSpecified")?,
-            Redirection::Restricted => x.empty("restricted")?,
+        match device {
+            Some((form, t)) => x.leaf(form, t)?,
+            None => {
+                let (form, _) = NO_DEVICE.iter().find(|(_, r)| r == self).expect("every form without a device");
+                x.empty(form)?
+            }
         };
         x.close("lastRedirectionDevice")?;
         Ok(())
     }
 }
+
+/// The forms of `lastRedirectionDevice` that name no device, by element.
+const NO_DEVICE: [(&str, Redirection<'static>); 4] = [
+    ("notKnown", Redirection::NotKnown),
+    ("notRequired", Redirection::NotRequired),
+    ("notSpecified", Redirection::NotSpecified),
+    ("restricted", Redirection::Restricted),
+];
 
 /// What a node's message said that the gateway does not pass on: an
 /// element it does not model (private data, call linkage, user data...)
@@ -339,17 +350,11 @@ impl<'a> CallEvent<'a> {
                     return;
                 }
                 Visit::Open(["lastRedirectionDevice", form]) if layout.redirection != RedirectionPart::None => {
-                    event.redirection = match *form {
-                        "notKnown" => Some(Redirection::NotKnown),
-                        "notRequired" => Some(Redirection::NotRequired),
-                        "notSpecified" => Some(Redirection::NotSpecified),
-                        "restricted" => Some(Redirection::Restricted),
-                        "numberDialed" | "deviceIdentifier" => event.redirection,
-                        other => {
-                            Dropped::note(&mut event.dropped, other);
-                            event.redirection
-                        }
-                    };
+                    match NO_DEVICE.iter().find(|(name, _)| name == form) {
+                        Some((_, r)) => event.redirection = Some(*r),
+                        None if matches!(*form, "numberDialed" | "deviceIdentifier") => {}
+                        None => Dropped::note(&mut event.dropped, form),
+                    }
                     return;
                 }
                 Visit::Open(_) => return,

@@ -29,7 +29,7 @@ impl SessionFields {
                 return None;
             }
             let comma = if routes.is_empty() { "" } else { ", " };
-            write!(routes, "{comma}<{}>{}", route.uri, route.params.as_str()).ok()?;
+            write!(routes, "{comma}<{}>{params}", route.uri).ok()?;
         }
         Some(SessionFields {
             call_id: copy_str(m.call_id().ok()?)?,

@@ -201,10 +201,9 @@ impl Gateway {
         let request = core::mem::take(&mut pending.request);
         let (len, from, session, namespace) = (pending.len, pending.from, pending.session, pending.namespace);
         if let Ok(m) = Message::parse(&request[..len]) {
-            if let (Ok(Csta::Response(Response::Snapshot { dropped: Some(d), .. })), Some(s)) =
-                (answer, self.sessions.get(session))
-            {
-                self.note_dropped(s.node.slot, "SnapshotDeviceResponse", d);
+            let slot = self.sessions.get(session).map(|s| s.node.slot);
+            if let (Ok(Csta::Response(Response::Snapshot { dropped: Some(d), .. })), Some(slot)) = (answer, slot) {
+                self.note_dropped(slot, "SnapshotDeviceResponse", d);
             }
             // Monitors: learn the ids the node gives, forget stopped ones.
             match answer.ok() {
@@ -241,8 +240,8 @@ impl Gateway {
                 }
                 _ => answer,
             };
-            if let Some(s) = self.sessions.get(session) {
-                self.note_untranslated(s.node.slot, "answer", untranslated);
+            if let Some(slot) = slot {
+                self.note_untranslated(slot, "answer", untranslated);
             }
             match answer {
                 Ok(message) => self.answer_csta(from, &m, namespace, message),
