@@ -206,7 +206,6 @@ fn calls_scenario(user: &str, line: &str, control: std::net::SocketAddr, contact
         .filter(|s| !matches!(s, Service::RequestSystemStatus))
         .map(|s| format!("<{}/>", s.feature_name()))
         .collect();
-    let features: Vec<&str> = features.iter().map(String::as_str).collect();
     s.info(&format!("<GetCSTAFeatures xmlns=\"{ns}\"/>"), &features);
     // A call is already ringing when the user signs in (the test places it
     // before sipp starts).
@@ -277,16 +276,21 @@ fn calls_scenario(user: &str, line: &str, control: std::net::SocketAddr, contact
         device("newDestination", deflect_to)
     )]);
     // A call, a consultation, alternating between them, a conference.
-    s.info_keeping(
-        &format!(
-            "<MakeCall xmlns=\"{ns}\"><callingDevice>{line}</callingDevice><calledDirectoryNumber>tel:+14255559876\
-             </calledDirectoryNumber><autoOriginate>doNotPrompt</autoOriginate></MakeCall>"
-        ),
-        "<callingDevice><callID>([^<]+)</callID>",
-        "first",
-    );
+    // A call to the same outside number, its id kept as `[$name]`, and its
+    // four events.
     let a_call = ["<ServiceInitiatedEvent", "<OriginatedEvent", "<DeliveredEvent", "<EstablishedEvent"];
-    s.events(&a_call);
+    let make_call = |s: &mut Scenario, name: &str| {
+        s.info_keeping(
+            &format!(
+                "<MakeCall xmlns=\"{ns}\"><callingDevice>{line}</callingDevice><calledDirectoryNumber>tel:+14255559876\
+                 </calledDirectoryNumber><autoOriginate>doNotPrompt</autoOriginate></MakeCall>"
+            ),
+            "<callingDevice><callID>([^<]+)</callID>",
+            name,
+        )
+        .events(&a_call);
+    };
+    make_call(&mut s, "first");
     s.info(
         &format!("<HoldCall xmlns=\"{ns}\">{}</HoldCall>", conn("callToBeHeld", "[$first]")),
         &["<HoldCallResponse"],
@@ -353,15 +357,7 @@ fn calls_scenario(user: &str, line: &str, control: std::net::SocketAddr, contact
     );
     s.events(&[&format!("<TransferedEvent.*{}.*<cause>transfer</cause>", device("transferringDevice", line))]);
     // One more call, cleared.
-    s.info_keeping(
-        &format!(
-            "<MakeCall xmlns=\"{ns}\"><callingDevice>{line}</callingDevice><calledDirectoryNumber>tel:+14255559876\
-             </calledDirectoryNumber><autoOriginate>doNotPrompt</autoOriginate></MakeCall>"
-        ),
-        "<callingDevice><callID>([^<]+)</callID>",
-        "last",
-    );
-    s.events(&a_call);
+    make_call(&mut s, "last");
     s.info(
         &format!("<ClearConnection xmlns=\"{ns}\">{}</ClearConnection>", conn("connectionToBeCleared", "[$last]")),
         &["<ClearConnectionResponse"],
@@ -431,7 +427,6 @@ fn logical_scenario(user: &str, line: &str, contact: Contact) -> String {
                 )
             })
             .collect();
-        let listed: Vec<&str> = listed.iter().map(String::as_str).collect();
         s.info(&format!("<GetForwarding xmlns=\"{ns}\"><device>{line}</device></GetForwarding>"), &listed);
     }
     s.info(

@@ -181,7 +181,7 @@ impl Scenario {
 
     /// A CSTA request in an INFO; its 200's body must match each of
     /// `answer` (POSIX extended regular expressions).
-    pub fn info(&mut self, body: &str, answer: &[&str]) -> &mut Self {
+    pub fn info(&mut self, body: &str, answer: &[impl AsRef<str>]) -> &mut Self {
         self.send_info(body);
         self.xml.push_str("  <recv response=\"200\" timeout=\"5000\">\n    <action>\n");
         for check in answer {
@@ -189,7 +189,7 @@ impl Scenario {
             writeln!(
                 self.xml,
                 "      <ereg regexp=\"{}\" search_in=\"body\" check_it=\"true\" assign_to=\"{v}\"/>",
-                attr(check)
+                attr(check.as_ref())
             )
             .unwrap();
         }
