@@ -52,24 +52,31 @@ fn ascii_lowercase(w: u64) -> u64 {
     w | (upper >> 2)
 }
 
-/// Maps hashes to slot numbers; at most half full.
+/// Maps hashes to slot numbers; at most half full. A bucket is eight
+/// bytes: the hash's low 32 bits (its top bit set, so never zero) and the
+/// slot; a candidate whose hash agrees in those bits is checked by the
+/// caller like any other.
 pub struct Index {
-    hashes: Box<[u64]>,
-    slots: Box<[u32]>,
+    buckets: Box<[u64]>,
     mask: usize,
     len: usize,
+}
+
+/// The bucket of `slot` under `hash`: never zero, zero is empty.
+fn entry(hash: u64, slot: u32) -> u64 {
+    u64::from(tag(hash)) << 32 | u64::from(slot)
+}
+
+fn tag(hash: u64) -> u32 {
+    hash as u32 | 1 << 31
 }
 
 impl Index {
     /// An index for up to `entries` entries.
     pub fn new(entries: usize) -> Index {
         let buckets = (entries.max(1) * 2).next_power_of_two();
-        Index {
-            hashes: vec![0; buckets].into_boxed_slice(),
-            slots: vec![0; buckets].into_boxed_slice(),
-            mask: buckets - 1,
-            len: 0,
-        }
+        assert!(buckets <= 1 << 31, "an index of at most 2^30 entries");
+        Index { buckets: vec![0; buckets].into_boxed_slice(), mask: buckets - 1, len: 0 }
     }
 
     /// Entries held.
@@ -82,27 +89,31 @@ impl Index {
         self.len == 0
     }
 
+    fn home(&self, bucket: u64) -> usize {
+        (bucket >> 32) as usize & self.mask
+    }
+
     /// Adds `slot` under `hash`. The caller keeps at most `entries` in it.
     pub fn insert(&mut self, hash: u64, slot: u32) {
-        assert!(self.len < self.hashes.len() / 2, "index sized for its table");
-        let mut i = hash as usize & self.mask;
-        while self.hashes[i] != 0 {
+        assert!(self.len < self.buckets.len() / 2, "index sized for its table");
+        let mut i = tag(hash) as usize & self.mask;
+        while self.buckets[i] != 0 {
             i = (i + 1) & self.mask;
         }
-        self.hashes[i] = hash;
-        self.slots[i] = slot;
+        self.buckets[i] = entry(hash, slot);
         self.len += 1;
     }
 
     /// The slots filed under `hash`, for the caller to check.
     pub fn candidates(&self, hash: u64) -> impl Iterator<Item = u32> + '_ {
-        let mut i = hash as usize & self.mask;
+        let tag = tag(hash);
+        let mut i = tag as usize & self.mask;
         core::iter::from_fn(move || {
-            while self.hashes[i] != 0 {
-                let at = i;
+            while self.buckets[i] != 0 {
+                let at = self.buckets[i];
                 i = (i + 1) & self.mask;
-                if self.hashes[at] == hash {
-                    return Some(self.slots[at]);
+                if (at >> 32) as u32 == tag {
+                    return Some(at as u32);
                 }
             }
             None
@@ -111,12 +122,13 @@ impl Index {
 
     /// Removes the entry of `slot` under `hash`, if there is one.
     pub fn remove(&mut self, hash: u64, slot: u32) {
-        let mut i = hash as usize & self.mask;
+        let wanted = entry(hash, slot);
+        let mut i = tag(hash) as usize & self.mask;
         loop {
-            if self.hashes[i] == 0 {
+            if self.buckets[i] == 0 {
                 return;
             }
-            if self.hashes[i] == hash && self.slots[i] == slot {
+            if self.buckets[i] == wanted {
                 break;
             }
             i = (i + 1) & self.mask;
@@ -125,17 +137,16 @@ impl Index {
         // their home bucket allows it.
         let mut hole = i;
         let mut j = (i + 1) & self.mask;
-        while self.hashes[j] != 0 {
-            let home = self.hashes[j] as usize & self.mask;
+        while self.buckets[j] != 0 {
+            let home = self.home(self.buckets[j]);
             let between = if hole <= j { hole < home && home <= j } else { hole < home || home <= j };
             if !between {
-                self.hashes[hole] = self.hashes[j];
-                self.slots[hole] = self.slots[j];
+                self.buckets[hole] = self.buckets[j];
                 hole = j;
             }
             j = (j + 1) & self.mask;
         }
-        self.hashes[hole] = 0;
+        self.buckets[hole] = 0;
         self.len -= 1;
     }
 }
