@@ -56,6 +56,8 @@ pub enum LineErrorKind {
     BadUser,
     /// The line is not a number.
     BadLine(NumberError),
+    /// A field longer than the gateway keeps (65,535 bytes).
+    TooLong,
 }
 
 impl fmt::Display for LineError {
@@ -71,6 +73,7 @@ impl fmt::Display for LineError {
             LineErrorKind::BadFlag => write!(f, "{}: the fourth field can only be `primary`", self.line_number),
             LineErrorKind::BadUser => write!(f, "{}: the user must be a sip: or sips: URI", self.line_number),
             LineErrorKind::BadLine(e) => write!(f, "{}: the line is not a telephone number: {e}", self.line_number),
+            LineErrorKind::TooLong => write!(f, "{}: a field is longer than 65535 bytes", self.line_number),
         }
     }
 }

@@ -9,36 +9,77 @@
 use core::cmp::Ordering;
 
 use crate::dialplan::device_key;
-use crate::lines::{self, LineError};
+use crate::lines::{self, LineError, LineErrorKind};
 use crate::tel::Number;
 
+/// One assignment: its three strings, one after the other in the
+/// table's text.
+#[derive(Clone, Copy)]
 struct Entry {
-    user: Box<str>,
-    device: Box<str>,
-    line: Box<str>,
-    number: Number,
+    at: u32,
+    user: u16,
+    device: u16,
+    line: u16,
     primary: bool,
 }
 
-/// The assignments, sorted by user, with an index by device.
+/// The assignments, sorted by user, with an index by device. Their
+/// strings share one buffer: 16,384 users cost their text and 12 bytes
+/// each.
 pub struct Appearances {
+    text: Box<str>,
     entries: Vec<Entry>,
     /// Entry positions, sorted by device key (ASCII case ignored).
     by_device: Vec<u32>,
 }
 
-/// One user's assignments ([`Appearances::of_user`]).
-pub struct UserLines<'a>(&'a [Entry]);
+/// An entry with its strings.
+#[derive(Clone, Copy)]
+struct Assigned<'a> {
+    user: &'a str,
+    device: &'a str,
+    line: &'a str,
+    primary: bool,
+}
 
-impl UserLines<'_> {
+impl<'a> Assigned<'a> {
+    fn of(text: &'a str, e: &Entry) -> Assigned<'a> {
+        let (user_end, device_end) =
+            (e.at as usize + usize::from(e.user), e.at as usize + usize::from(e.user + e.device));
+        Assigned {
+            user: &text[e.at as usize..user_end],
+            device: &text[user_end..device_end],
+            line: &text[device_end..device_end + usize::from(e.line)],
+            primary: e.primary,
+        }
+    }
+
+    /// True when the line is `number` (its spelling was checked when the
+    /// file was read).
+    fn is_line(&self, number: &Number) -> bool {
+        Number::parse(self.line).is_ok_and(|n| n.matches(number))
+    }
+}
+
+/// One user's assignments ([`Appearances::of_user`]).
+pub struct UserLines<'a> {
+    text: &'a str,
+    entries: &'a [Entry],
+}
+
+impl<'a> UserLines<'a> {
+    fn iter(&self) -> impl Iterator<Item = Assigned<'a>> + Clone + use<'a> {
+        let text = self.text;
+        self.entries.iter().map(move |e| Assigned::of(text, e))
+    }
+
     /// True when `device` (as the telephone system names it, in any
     /// spelling) carries the user's line `number`: the devices the node
     /// may report for the user's own end of a call.
     pub fn is_device_of(&self, number: &Number, device: &str) -> bool {
-        self.0.iter().any(|e| e.number.matches(number) && same_device(&e.device, device))
+        self.iter().any(|e| e.is_line(number) && same_device(e.device, device))
     }
 }
-
 /// The value of a `;device=` parameter of a line URI
 /// (`tel:73124;phone-context=dialstring;device=SEPA1B2C3D4E5F6`), as Cisco
 /// deployments name which phone of a shared line Lync controls.
@@ -72,30 +113,40 @@ fn cmp_ignore_case(a: &str, b: &str) -> Ordering {
 
 impl Appearances {
     /// Reads a line-appearance file's text; every bad line is reported.
+    /// Two passes over the text (one to size the table, one to fill it),
+    /// so that booting with 16,384 users leaves no freed buffers behind.
     pub fn parse(text: &str) -> Result<Appearances, Vec<LineError>> {
-        let mut entries = Vec::new();
+        let (mut count, mut bytes) = (0, 0);
         let mut errors = Vec::new();
         for item in lines::parse(text) {
             match item {
-                Ok(a) => entries.push(Entry {
-                    user: user_key(a.user).into(),
-                    device: a.device.into(),
-                    line: a.line.into(),
-                    number: a.number,
-                    primary: a.primary,
-                }),
+                Ok(a) if [user_key(a.user).len(), a.device.len(), a.line.len()].iter().all(|&n| n <= 0xffff) => {
+                    count += 1;
+                    bytes += user_key(a.user).len() + a.device.len() + a.line.len();
+                }
+                Ok(a) => errors.push(LineError { line_number: a.line_number, kind: LineErrorKind::TooLong }),
                 Err(e) => errors.push(e),
             }
         }
         if !errors.is_empty() {
             return Err(errors);
         }
-        entries.sort_by(|a, b| cmp_ignore_case(&a.user, &b.user));
+        let mut all = std::string::String::with_capacity(bytes);
+        let mut entries = Vec::with_capacity(count);
+        for a in lines::parse(text).flatten() {
+            let (user, at) = (user_key(a.user), all.len() as u32);
+            all.push_str(user);
+            all.push_str(a.device);
+            all.push_str(a.line);
+            let (user, device, line) = (user.len() as u16, a.device.len() as u16, a.line.len() as u16);
+            entries.push(Entry { at, user, device, line, primary: a.primary });
+        }
+        let text: Box<str> = all.into();
+        entries.sort_by(|a, b| cmp_ignore_case(Assigned::of(&text, a).user, Assigned::of(&text, b).user));
         let mut by_device: Vec<u32> = (0..entries.len() as u32).collect();
-        by_device.sort_by(|&a, &b| {
-            cmp_ignore_case(device_key(&entries[a as usize].device), device_key(&entries[b as usize].device))
-        });
-        Ok(Appearances { entries, by_device })
+        let device_of = |i: u32| device_key(Assigned::of(&text, &entries[i as usize]).device);
+        by_device.sort_by(|&a, &b| cmp_ignore_case(device_of(a), device_of(b)));
+        Ok(Appearances { text, entries, by_device })
     }
 
     /// Assignments held.
@@ -108,16 +159,27 @@ impl Appearances {
         self.entries.is_empty()
     }
 
-    fn of(&self, user: &str) -> &[Entry] {
+    /// Bytes the table takes: its text and its entries.
+    pub fn footprint(&self) -> usize {
+        self.text.len() + self.entries.len() * core::mem::size_of::<Entry>() + self.by_device.len() * 4
+    }
+
+    fn assigned(&self, e: &Entry) -> Assigned<'_> {
+        Assigned::of(&self.text, e)
+    }
+
+    fn of(&self, user: &str) -> UserLines<'_> {
         let key = user_key(user);
-        let start = self.entries.partition_point(|e| cmp_ignore_case(&e.user, key) == Ordering::Less);
-        let len = self.entries[start..].iter().take_while(|e| cmp_ignore_case(&e.user, key) == Ordering::Equal).count();
-        &self.entries[start..start + len]
+        let user_of = |e: &Entry| self.assigned(e).user;
+        let start = self.entries.partition_point(|e| cmp_ignore_case(user_of(e), key) == Ordering::Less);
+        let len =
+            self.entries[start..].iter().take_while(|e| cmp_ignore_case(user_of(e), key) == Ordering::Equal).count();
+        UserLines { text: &self.text, entries: &self.entries[start..start + len] }
     }
 
     /// True when `user` has at least one assignment.
     pub fn knows(&self, user: &str) -> bool {
-        !self.of(user).is_empty()
+        !self.of(user).entries.is_empty()
     }
 
     /// The line a session of `user` controls: `requested` (Lync's
@@ -127,17 +189,17 @@ impl Appearances {
     /// does not have.
     pub fn line_for(&self, user: &str, requested: Option<&Number>, device: Option<&str>) -> Option<&str> {
         match requested {
-            Some(n) => self.appearance(user, n, device).map(|e| &*e.line),
-            None => self.of(user).first().map(|e| &*e.line),
+            Some(n) => self.appearance(user, n, device).map(|e| e.line),
+            None => self.of(user).iter().next().map(|e| e.line),
         }
     }
 
     /// The user's appearance of line `number`: on `device` if named, else
     /// the one marked primary, else the first.
-    fn appearance(&self, user: &str, number: &Number, device: Option<&str>) -> Option<&Entry> {
-        let mut on_line = self.of(user).iter().filter(|e| e.number.matches(number));
+    fn appearance(&self, user: &str, number: &Number, device: Option<&str>) -> Option<Assigned<'_>> {
+        let mut on_line = self.of(user).iter().filter(|e| e.is_line(number));
         match device {
-            Some(d) => on_line.find(|e| same_device(&e.device, d)),
+            Some(d) => on_line.find(|e| same_device(e.device, d)),
             None => {
                 let first = on_line.clone().next();
                 on_line.find(|e| e.primary).or(first)
@@ -147,7 +209,7 @@ impl Appearances {
 
     /// One user's assignments, looked up once for many questions.
     pub fn of_user(&self, user: &str) -> UserLines<'_> {
-        UserLines(self.of(user))
+        self.of(user)
     }
 
     /// The line a device of the telephone system carries, as the line
@@ -155,11 +217,10 @@ impl Appearances {
     /// knows a colleague's phone that the node reports by name.
     pub fn line_of_device(&self, device: &str) -> Option<&str> {
         let key = device_key(device);
-        let at = self
-            .by_device
-            .partition_point(|&i| cmp_ignore_case(device_key(&self.entries[i as usize].device), key) == Ordering::Less);
-        let e = &self.entries[*self.by_device.get(at)? as usize];
-        device_key(&e.device).eq_ignore_ascii_case(key).then_some(&*e.line)
+        let device_of = |i: u32| device_key(self.assigned(&self.entries[i as usize]).device);
+        let at = self.by_device.partition_point(|&i| cmp_ignore_case(device_of(i), key) == Ordering::Less);
+        let e = self.assigned(&self.entries[*self.by_device.get(at)? as usize]);
+        device_key(e.device).eq_ignore_ascii_case(key).then_some(e.line)
     }
 
     /// The telephone system's name for the device the user controls when
@@ -172,9 +233,9 @@ impl Appearances {
         match Number::parse(device) {
             Ok(n) => {
                 let wanted = device_param(device).or_else(|| device_param(session_line));
-                self.appearance(user, &n, wanted).map(|e| &*e.device)
+                self.appearance(user, &n, wanted).map(|e| e.device)
             }
-            Err(_) => self.of(user).iter().find(|e| same_device(&e.device, device)).map(|e| &*e.device),
+            Err(_) => self.of(user).iter().find(|e| same_device(e.device, device)).map(|e| e.device),
         }
     }
 
@@ -182,16 +243,11 @@ impl Appearances {
     /// line assigned to them (any spelling of its number), or the name of
     /// a device carrying one of their lines.
     pub fn may_control(&self, user: &str, device: &str) -> bool {
-        let mine = self.of(user);
+        let mut mine = self.of(user).iter();
         match Number::parse(device) {
-            Ok(n) => mine.iter().any(|e| e.number.matches(&n)),
-            Err(_) => mine.iter().any(|e| same_device(&e.device, device)),
+            Ok(n) => mine.any(|e| e.is_line(&n)),
+            Err(_) => mine.any(|e| same_device(e.device, device)),
         }
-    }
-
-    /// Every user holding a line that matches `number` (for a shared line).
-    pub fn users_of(&self, number: &Number) -> impl Iterator<Item = &str> {
-        self.entries.iter().filter(move |e| e.number.matches(number)).map(|e| &*e.user)
     }
 }
 
@@ -222,9 +278,6 @@ mod tests {
         // The shared line 199: carol and dave both.
         assert!(a.may_control("sip:carol@example.com", "tel:199") && a.may_control("sip:dave@example.com", "tel:199"));
         assert!(a.may_control("sip:carol@example.com", "tel:103") && !a.may_control("sip:dave@example.com", "tel:103"));
-        let mut users: Vec<_> = a.users_of(&n("tel:199")).collect();
-        users.sort();
-        assert_eq!(users, ["sip:carol@example.com", "sip:dave@example.com"]);
     }
 
     #[test]
