@@ -305,8 +305,11 @@ pub struct TooManyNodes;
 
 /// The eight node slots.
 pub struct Nodes {
-    links: [Link; MAX_NODES],
-    rx: [RecvBuf<LINK_BUFFER>; MAX_NODES],
+    /// `MAX_NODES` links, and as many receive buffers: boxed slices, each
+    /// element made on its own (a whole array would be made on the stack
+    /// first, and the stack pages it touched stay resident).
+    links: Box<[Link]>,
+    rx: Box<[RecvBuf<LINK_BUFFER>]>,
     timing: Timing,
     events: Deque<CtiEvent, EVENT_QUEUE>,
     actions: Deque<LinkAction, ACTION_QUEUE>,
@@ -334,8 +337,8 @@ impl Nodes {
             return Err(TooManyNodes);
         }
         let mut this = Box::new(Nodes {
-            links: core::array::from_fn(|i| Link::new(SlotId(i as u8))),
-            rx: core::array::from_fn(|_| RecvBuf::new()),
+            links: (0..MAX_NODES).map(|i| Link::new(SlotId(i as u8))).collect(),
+            rx: (0..MAX_NODES).map(|_| RecvBuf::new()).collect(),
             timing,
             events: Deque::new(),
             actions: Deque::new(),
