@@ -12,13 +12,16 @@ use std::fs;
 use std::path::Path;
 
 /// Every key a capacities file must set, with the constant it becomes.
-const KEYS: [(&str, &str); 9] = [
+const KEYS: [(&str, &str); 12] = [
     ("sessions", "SESSIONS"),
     ("pending", "PENDING"),
     ("client_transactions", "CLIENT_TRANSACTIONS"),
     ("completed", "COMPLETED"),
     ("out_queue", "OUT_QUEUE"),
     ("message_size", "MESSAGE_SIZE"),
+    ("session_store", "SESSION_STORE"),
+    ("transaction_store", "TRANSACTION_STORE"),
+    ("queue_store", "QUEUE_STORE"),
     ("tcp_connections", "TCP_CONNECTIONS"),
     ("tcp_receive", "TCP_RECEIVE"),
     ("tcp_transmit", "TCP_TRANSMIT"),
@@ -57,6 +60,18 @@ fn main() {
         if values.insert(key, value).is_some() {
             fail(&format!("{at}: {key} set twice"));
         }
+    }
+    // The stores must hold the largest message, and a session's longest
+    // strings (four URIs of 192 bytes, a Call-ID of 128, two tags of 64,
+    // a route set of 1,024).
+    let size = |key: &str| values.get(key).copied().unwrap_or(0);
+    for key in ["transaction_store", "queue_store"] {
+        if size(key) < size("message_size") {
+            fail(&format!("{path}: {key} must hold at least one message of message_size bytes"));
+        }
+    }
+    if values.contains_key("session_store") && size("session_store") < 2048 {
+        fail(&format!("{path}: session_store must hold at least one session's longest strings (2048 bytes)"));
     }
     let mut out = format!("/// The board this build is for (`board/{board}/`).\npub const BOARD: &str = {board:?};\n");
     for (key, name) in KEYS {

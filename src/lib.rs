@@ -58,6 +58,7 @@ pub mod rig;
 pub mod sendbuf;
 pub mod sim;
 pub mod sip;
+pub mod store;
 pub mod tel;
 pub mod tls;
 pub mod transaction;

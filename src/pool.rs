@@ -1,6 +1,8 @@
 //! A fixed pool of items reached by generation-checked handles: a handle
-//! to an item that was freed and reused no longer reaches it. Allocated
-//! once, at boot; never grows.
+//! to an item that was freed and reused no longer reaches it. Its memory
+//! is reserved once, at boot, and never grows; an item is made the first
+//! time it is taken, so the pages of a table never filled are never
+//! touched (an idle gateway does not pay for its capacity).
 
 /// A reference to an item of a [`Pool`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -25,20 +27,27 @@ impl Handle {
 
 /// `capacity` items, each free or in use.
 pub struct Pool<T> {
-    items: Box<[T]>,
+    /// The items made so far, in room reserved for `capacity`: pushing
+    /// never reallocates.
+    items: Vec<T>,
+    capacity: usize,
+    make: Box<dyn Fn() -> T>,
     generations: Box<[u32]>,
     in_use: Box<[bool]>,
+    /// Items made and freed, to be taken again before a new one is made.
     free: Vec<u32>,
 }
 
 impl<T> Pool<T> {
-    /// A pool of `capacity` items made by `make`.
-    pub fn new(capacity: usize, mut make: impl FnMut() -> T) -> Pool<T> {
+    /// A pool of `capacity` items, each made by `make` when first taken.
+    pub fn new(capacity: usize, make: impl Fn() -> T + 'static) -> Pool<T> {
         Pool {
-            items: (0..capacity).map(|_| make()).collect(),
+            items: Vec::with_capacity(capacity),
+            capacity,
+            make: Box::new(make),
             generations: vec![0; capacity].into_boxed_slice(),
             in_use: vec![false; capacity].into_boxed_slice(),
-            free: (0..capacity as u32).rev().collect(),
+            free: Vec::with_capacity(capacity),
         }
     }
 
@@ -54,13 +63,20 @@ impl<T> Pool<T> {
 
     /// How many items the pool holds.
     pub fn capacity(&self) -> usize {
-        self.items.len()
+        self.capacity
     }
 
     /// Takes a free item, or `None` when all are in use. The item keeps
     /// what its last user left in it: the caller resets what it uses.
     pub fn alloc(&mut self) -> Option<(Handle, &mut T)> {
-        let index = self.free.pop()?;
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None if self.items.len() < self.capacity => {
+                self.items.push((self.make)());
+                (self.items.len() - 1) as u32
+            }
+            None => return None,
+        };
         let i = index as usize;
         self.in_use[i] = true;
         Some((Handle { index, generation: self.generations[i] }, &mut self.items[i]))

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use super::http::{Page, Status};
 use crate::cti::{self, LinkState, Nodes, SlotId};
-use crate::rcc::session::Session;
+use crate::rcc::session::SessionRef;
 use crate::rcc::{Gateway, Transport};
 
 /// The Content-Type of `/metrics`.
@@ -300,6 +300,23 @@ pub fn metrics(view: &View<'_>, out: &mut impl fmt::Write) -> fmt::Result {
     for (table, _, capacity) in gw.tables_in_use() {
         m.sample("ctigw_table_capacity", &[("table", table)], capacity as u64)?;
     }
+    let stores = gw.stores();
+    m.family("ctigw_store_bytes_in_use", Gauge, "Bytes of each byte store its records take now.")?;
+    for (store, usage) in stores {
+        m.sample("ctigw_store_bytes_in_use", &[("store", store)], usage.in_use as u64)?;
+    }
+    m.family(
+        "ctigw_store_bytes_high_water",
+        Gauge,
+        "The most bytes of each byte store ever taken: its resident part.",
+    )?;
+    for (store, usage) in stores {
+        m.sample("ctigw_store_bytes_high_water", &[("store", store)], usage.high_water as u64)?;
+    }
+    m.family("ctigw_store_bytes", Gauge, "Bytes each byte store holds.")?;
+    for (store, usage) in stores {
+        m.sample("ctigw_store_bytes", &[("store", store)], usage.capacity as u64)?;
+    }
     for (name, help, value) in GATEWAY_COUNTERS {
         m.single(name, Counter, help, value(counters))?;
     }
@@ -434,7 +451,7 @@ pub fn nodes_json(nodes: &Nodes, out: &mut impl fmt::Write) -> fmt::Result {
 pub fn sessions_json<'s>(
     open: usize,
     capacity: usize,
-    sessions: impl IntoIterator<Item = &'s Session>,
+    sessions: impl IntoIterator<Item = SessionRef<'s>>,
     now: Instant,
     out: &mut impl fmt::Write,
 ) -> fmt::Result {
@@ -442,22 +459,22 @@ pub fn sessions_json<'s>(
     for (i, s) in sessions.into_iter().enumerate() {
         out.write_str(if i > 0 { ",\n" } else { "\n" })?;
         out.write_str("{\"user\":")?;
-        json_string(out, &s.user)?;
+        json_string(out, s.user())?;
         out.write_str(",\"line\":")?;
-        json_string(out, &s.line)?;
+        json_string(out, s.line())?;
         write!(out, ",\"slot\":{},\"node\":", s.node.slot.index())?;
         json_display(out, s.node.slot)?;
-        let transport = match s.dialog.peer.transport {
+        let transport = match s.peer().transport {
             Transport::Udp => "udp",
             Transport::Tcp(_) => "tcp",
             Transport::Tls(_) => "tls",
         };
         write!(out, ",\"transport\":\"{transport}\",\"peer\":")?;
-        json_display(out, s.dialog.peer.addr)?;
-        let age = now.saturating_duration_since(s.opened_at).as_secs();
-        let refreshed = now.saturating_duration_since(s.dialog.refreshed_at).as_secs();
+        json_display(out, s.peer().addr)?;
+        let age = now.saturating_duration_since(s.opened_at()).as_secs();
+        let refreshed = now.saturating_duration_since(s.refreshed_at()).as_secs();
         write!(out, ",\"age_s\":{age},\"refreshed_s_ago\":{refreshed},\"call_id\":")?;
-        json_string(out, &s.dialog.call_id)?;
+        json_string(out, s.call_id())?;
         write!(out, ",\"monitors\":{},\"ending\":{}}}", s.node.monitors.len(), s.ending)?;
     }
     out.write_str("\n]}\n")
@@ -471,7 +488,7 @@ mod tests {
     use super::*;
     use crate::cti::{LinkEvent, NodeConfig, Protocol, SessionMode, Timing};
     use crate::rcc::appearances::Appearances;
-    use crate::rcc::session::Sessions;
+    use crate::rcc::session::{Sessions, Strings};
     use crate::rcc::{GatewayConfig, Peer, Transport};
 
     /// A sample's labels, in order: name, value.
@@ -797,7 +814,7 @@ mod tests {
 
     #[test]
     fn sessions_are_json_with_every_string_escaped() {
-        let mut table = Sessions::new(4, Instant::now());
+        let mut table = Sessions::new(4, 4096, Instant::now());
         let opened = Instant::now();
         let awkward = "c\"1\\2\n\t\u{1}\u{7f}é@host";
         for (call_id, user, transport) in [
@@ -806,13 +823,12 @@ mod tests {
             ("secure", "sip:carol@example.com", Transport::Tls(crate::rcc::ConnId(4))),
         ] {
             table
-                .open(opened, |s| {
-                    s.dialog.call_id.push_str(call_id).unwrap();
-                    s.user.push_str(user).unwrap();
-                    s.line.push_str("tel:+14255550101;ext=101").unwrap();
-                    s.dialog.peer = Peer { addr: "192.0.2.10:5060".parse().unwrap(), transport };
-                    s.node.slot = SlotId::new(1).unwrap();
-                })
+                .open(
+                    opened,
+                    &Strings { user, line: "tel:+14255550101;ext=101", call_id, ..Strings::default() },
+                    Peer { addr: "192.0.2.10:5060".parse().unwrap(), transport },
+                    |s| s.node.slot = SlotId::new(1).unwrap(),
+                )
                 .unwrap();
         }
         let mut text = String::new();

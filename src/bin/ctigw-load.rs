@@ -311,14 +311,32 @@ impl Load {
         }
         let to_tag = if usr.gw_tag.is_empty() { String::new() } else { format!(";tag={}", usr.gw_tag) };
         let content = if body.is_empty() { "" } else { "Content-Type: application/csta+xml\r\n" };
+        // The INVITE in a Lync pool's shapes (see tests/common/sipp.rs for
+        // the sources): the client's GRUU as Contact and the Record-Route
+        // of the Front End it came through, with its signature and tag,
+        // so the gateway keeps what a real session costs.
+        let (l, tl) = (link.local, link.transport().to_lowercase());
+        let (contact, record_route) = if method == "INVITE" {
+            (
+                format!("<{user};opaque=user:epid:{:022x}AA;gruu>", usr.index * 7919),
+                format!(
+                    "Record-Route: <sip:{l};transport={tl};ms-fe=FE-01.corp.example.com;opaque=state:F:Ci.R{:x};lr;\
+                     ms-route-sig=fi{:040x}AA>;ms-rrsig=fi{:038x}AA;tag={:032X}\r\n",
+                    usr.index,
+                    usr.index * 104_729,
+                    usr.index * 1_299_709,
+                    usr.index * 15_485_863,
+                ),
+            )
+        } else {
+            (format!("<sip:load@{l};transport={tl}>"), String::new())
+        };
         let text = format!(
             "{method} sip:ctigw@{gw} SIP/2.0\r\nVia: SIP/2.0/{t} {l};branch=z9hG4bKload{b}\r\nMax-Forwards: 70\r\n\
              From: <{user}>;tag=l{i}\r\nTo: <sip:ctigw@{gw}>{to_tag}\r\nCall-ID: {c}\r\nCSeq: {cs} {method}\r\n\
-             Contact: <sip:load@{l};transport={tl}>\r\n{content}Content-Length: {len}\r\n\r\n{body}",
+             {record_route}Contact: {contact}\r\n{content}Content-Length: {len}\r\n\r\n{body}",
             gw = link.gateway,
             t = link.transport(),
-            tl = link.transport().to_lowercase(),
-            l = link.local,
             b = self.branch,
             i = usr.index,
             c = usr.call_id,

@@ -566,7 +566,7 @@ fn over_tls_the_gateway_names_tls_and_its_port_and_a_closed_connection_ends_the_
     w.gw.tcp_closed(w.now, ConnId(9));
     w.pump();
     assert_eq!(w.gw.session_count(), 1);
-    assert_eq!(w.gw.sessions().next().unwrap().user, "sip:carol@example.com");
+    assert_eq!(w.gw.sessions().next().unwrap().user(), "sip:carol@example.com");
 }
 
 #[test]
@@ -716,14 +716,14 @@ fn a_user_uri_with_parameters_is_the_same_user_and_replaces_the_session() {
     assert!(out.iter().any(|m| m.method() == Some(sip::Method::Bye) && m.call_id().unwrap() == "b1"), "{out:#?}");
     assert_eq!(w.gw.session_count(), 1, "one session per user and line");
     assert_eq!(w.gw.counters.sessions_replaced, 1);
-    assert_eq!(w.gw.sessions().next().unwrap().user.as_str(), "sip:bob@example.com");
+    assert_eq!(w.gw.sessions().next().unwrap().user(), "sip:bob@example.com");
     // The same line in another spelling is the same line: replaced again,
     // and the session keeps the spelling of the newest INVITE.
     let mut third = Lync::new("bob@example.com", "b3", udp());
     let out = third.invite(&mut w, Some("tel:102"));
     assert!(out.iter().any(|m| m.method() == Some(sip::Method::Bye) && m.call_id().unwrap() == "b2"), "{out:#?}");
     assert_eq!((w.gw.session_count(), w.gw.counters.sessions_replaced), (1, 2));
-    assert_eq!(w.gw.sessions().next().unwrap().line.as_str(), "tel:102");
+    assert_eq!(w.gw.sessions().next().unwrap().line(), "tel:102");
 }
 
 #[test]
@@ -1153,9 +1153,7 @@ fn failover_move_ends_a_dead_nodes_sessions_at_once_and_they_sign_in_on_a_live_n
     // Alice's client signs in again: on the live node.
     let mut again = Lync::new("alice@example.com", "m3", udp());
     again.sign_in(&mut w);
-    let slot = |w: &Rig, call_id: &str| {
-        w.gw.sessions().find(|s| s.dialog.call_id.as_str() == call_id).unwrap().node.slot.index()
-    };
+    let slot = |w: &Rig, call_id: &str| w.gw.sessions().find(|s| s.call_id() == call_id).unwrap().node.slot.index();
     assert_eq!(slot(&w, "m3"), 1);
     let answer = csta_answer(&again.info(
         &mut w,

@@ -29,7 +29,11 @@ use crate::index::{Index, hash};
 use crate::outbuf::{OutBuf, Overflow};
 use crate::pool::{Handle, Pool};
 use crate::sip::Message;
+use crate::store::{ByteStore, Span, Usage};
 use crate::transport::{Peer, Transport};
+
+/// The granule of the message stores: a message takes a multiple of it.
+pub const MESSAGE_GRANULE: usize = 64;
 
 /// RFC 3261 T1: the round-trip estimate retransmissions start from.
 pub const T1: Duration = Duration::from_millis(500);
@@ -62,23 +66,19 @@ pub fn server_key(m: &Message<'_>, from: &Peer) -> Option<u64> {
     Some(hash(&[branch.as_bytes(), method.as_bytes(), ip, &from.addr.port().to_be_bytes()], false))
 }
 
-/// A message the layer may send again: where to, its bytes, and the
-/// retransmission interval (T1, doubling up to T2).
+/// A message the layer may send again: where to, where its bytes are in
+/// the layer's store, and the retransmission interval (T1, doubling up
+/// to T2).
 struct Stored {
     to: Peer,
-    bytes: Box<[u8]>,
-    len: usize,
+    span: Span,
     interval: Duration,
 }
 
 impl Stored {
-    fn new(size: usize) -> Stored {
+    fn new() -> Stored {
         let nowhere = Peer { addr: ([0, 0, 0, 0], 0).into(), transport: Transport::Udp };
-        Stored { to: nowhere, bytes: vec![0; size].into_boxed_slice(), len: 0, interval: T1 }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
+        Stored { to: nowhere, span: Span::default(), interval: T1 }
     }
 
     /// Doubles the interval, up to T2, and returns it.
@@ -100,11 +100,6 @@ impl<C> ClientTx<C> {
     /// Where the request goes.
     pub fn to(&self) -> Peer {
         self.message.to
-    }
-
-    /// The request's bytes.
-    pub fn bytes(&self) -> &[u8] {
-        self.message.as_bytes()
     }
 
     /// True once [`Transactions::start_client`] sent it: its timers run.
@@ -165,7 +160,8 @@ pub enum Happened<'a, C, S> {
 /// Why [`Transactions::open_client`] opened nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenError {
-    /// Every client transaction is in use.
+    /// Every client transaction is in use, or the message store has no
+    /// room for the request.
     Full,
     /// The request did not fit the message size.
     TooLarge,
@@ -199,22 +195,29 @@ pub struct Transactions<C, S> {
     /// retransmissions of INVITE 2xx responses (one place per kept response).
     timers: Timers,
     evicted: u64,
+    /// The bytes of every request and kept response.
+    store: ByteStore,
+    /// Where a request is written before it takes its exact size in `store`.
+    scratch: Box<[u8]>,
 }
 
 impl<C: Copy + Default, S: Copy> Transactions<C, S> {
     /// Room for `clients` client transactions and `servers` kept
-    /// responses, each message of at most `message_size` bytes.
-    pub fn new(now: Instant, clients: usize, servers: usize, message_size: usize) -> Transactions<C, S> {
+    /// responses, each message of at most `message_size` bytes, all of
+    /// them in a store of `store_bytes`.
+    pub fn new(
+        now: Instant,
+        clients: usize,
+        servers: usize,
+        message_size: usize,
+        store_bytes: usize,
+    ) -> Transactions<C, S> {
         Transactions {
-            client: Pool::new(clients, || ClientTx {
-                message: Stored::new(message_size),
-                started: false,
-                owner: C::default(),
-            }),
-            server: Pool::new(servers, || ServerTx {
+            client: Pool::new(clients, || ClientTx { message: Stored::new(), started: false, owner: C::default() }),
+            server: Pool::new(servers, move || ServerTx {
                 key: 0,
                 expires_at: now,
-                message: Stored::new(message_size),
+                message: Stored::new(),
                 awaiting_ack: false,
                 owner: None,
             }),
@@ -222,7 +225,14 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
             server_order: VecDeque::with_capacity(servers),
             timers: Timers::new(2 * clients + servers),
             evicted: 0,
+            store: ByteStore::new(store_bytes, MESSAGE_GRANULE),
+            scratch: vec![0; message_size].into_boxed_slice(),
         }
+    }
+
+    /// What the message store holds.
+    pub fn store_usage(&self) -> Usage {
+        self.store.usage()
     }
 
     fn client_place(&self, h: Handle, kind: Kind) -> usize {
@@ -244,17 +254,21 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
         owner: C,
         write: impl FnOnce(&mut [u8], &str) -> Result<usize, Overflow>,
     ) -> Result<Handle, OpenError> {
-        let (h, c) = self.client.alloc().ok_or(OpenError::Full)?;
+        let (h, _) = self.client.alloc().ok_or(OpenError::Full)?;
         let mut branch = [0u8; 40];
         let mut b = OutBuf::new(&mut branch);
         let _ = write!(b, "{BRANCH}{:x}", h.pack());
         let branch = core::str::from_utf8(b.as_bytes()).unwrap_or(BRANCH);
-        let written = write(&mut c.message.bytes, branch);
-        let Ok(len) = written else {
+        let Ok(len) = write(&mut self.scratch, branch) else {
             self.client.free(h);
             return Err(OpenError::TooLarge);
         };
-        c.message.len = len;
+        let Some(span) = self.store.put(&[&self.scratch[..len]]) else {
+            self.client.free(h);
+            return Err(OpenError::Full);
+        };
+        let c = self.client.get_mut(h).expect("just taken");
+        c.message.span = span;
         c.message.to = to;
         c.started = false;
         c.owner = owner;
@@ -272,7 +286,7 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
         self.timers.set(expire, Some(now + LIFETIME));
         self.timers.set(retransmit, (!reliable).then_some(now + T1));
         let c = self.client.get(h)?;
-        Some((c.message.to, c.message.as_bytes()))
+        Some((c.message.to, self.store.get(c.message.span)))
     }
 
     /// Client transaction `h` could not be sent after all (no room to
@@ -307,6 +321,8 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
         }
         self.timers.set(self.client_place(h, Kind::Retransmit), None);
         self.timers.set(self.client_place(h, Kind::Expire), None);
+        let span = self.client.get(h).map(|c| c.message.span).unwrap_or_default();
+        self.store.free(span);
         self.client.free(h);
     }
 
@@ -341,7 +357,7 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
             Transport::Udp => from.transport == Transport::Udp && sent.to.addr.ip() == from.addr.ip(),
             _ => sent.to == from,
         };
-        let same_request = Message::parse(sent.as_bytes()).is_ok_and(|request| {
+        let same_request = Message::parse(self.store.get(sent.span)).is_ok_and(|request| {
             request.call_id().ok() == m.call_id().ok()
                 && request.cseq().ok().map(|c| c.number) == m.cseq().ok().map(|c| c.number)
         });
@@ -357,20 +373,28 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
             (self.server.get(h)?.key == key).then_some(h)
         })?;
         let s = self.server.get(h)?;
-        Some((s.message.to, s.message.as_bytes()))
+        Some((s.message.to, self.store.get(s.message.span)))
     }
 
     /// Keeps `bytes`, the final response sent to `to`, for [`LIFETIME`]
     /// as the answer to retransmissions of the request `key` names. With
     /// an `owner` (an INVITE's 2xx) it is also sent again over UDP until
-    /// [`Transactions::acknowledged`]. A full table makes room with its
-    /// oldest ([`Transactions::evicted`]).
+    /// [`Transactions::acknowledged`]. A full table, or a store without
+    /// room for it, makes room with the oldest ([`Transactions::evicted`]).
     pub fn keep(&mut self, now: Instant, key: u64, to: Peer, bytes: &[u8], owner: Option<S>) -> Option<Handle> {
-        if self.server.len() == self.server.capacity() {
+        if bytes.len() > self.scratch.len() {
+            return None;
+        }
+        let span = loop {
+            if self.server.len() < self.server.capacity() {
+                if let Some(span) = self.store.put(&[bytes]) {
+                    break span;
+                }
+            }
             let oldest = self.server_order.pop_front()?;
             self.forget_server(oldest);
             self.evicted += 1;
-        }
+        };
         // Never earlier than the one kept before it: the order stays the
         // order of expiry.
         let after = self.server_order.back().and_then(|&h| self.server.get(h)).map(|s| s.expires_at);
@@ -378,12 +402,7 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
         let (h, _) = self.server.alloc()?;
         let retransmit = self.server_place(h);
         let s = self.server.get_mut(h).expect("just taken");
-        let Some(buf) = s.message.bytes.get_mut(..bytes.len()) else {
-            self.server.free(h);
-            return None;
-        };
-        buf.copy_from_slice(bytes);
-        s.message.len = bytes.len();
+        s.message.span = span;
         s.message.to = to;
         s.message.interval = T1;
         s.key = key;
@@ -428,6 +447,7 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
         let Some(s) = self.server.get(h) else { return };
         self.server_index.remove(s.key, h.index);
         self.timers.set(self.server_place(h), None);
+        self.store.free(s.message.span);
         self.server.free(h);
     }
 
@@ -471,7 +491,7 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
                     let next = c.message.back_off();
                     self.timers.set(place, Some(now + next));
                     let c = self.client.get(h).expect("just found");
-                    Some(Happened::Retransmit { to: c.message.to, bytes: c.message.as_bytes() })
+                    Some(Happened::Retransmit { to: c.message.to, bytes: self.store.get(c.message.span) })
                 }
                 Kind::Expire => {
                     let owner = c.owner;
@@ -489,7 +509,7 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
             let next = s.message.back_off();
             self.timers.set(place, Some(now + next));
             let s = self.server.get(h).expect("just found");
-            Some(Happened::Retransmit { to: s.message.to, bytes: s.message.as_bytes() })
+            Some(Happened::Retransmit { to: s.message.to, bytes: self.store.get(s.message.span) })
         }
     }
 }

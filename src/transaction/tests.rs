@@ -62,7 +62,7 @@ fn open(layer: &mut Layer, to: Peer, owner: u32) -> Handle {
 
 #[test]
 fn a_request_over_udp_is_sent_again_at_t1_doubling_to_t2_until_timer_f() {
-    let mut layer = Layer::new(Instant::now(), 4, 4, 1024);
+    let mut layer = Layer::new(Instant::now(), 4, 4, 1024, 16 * 1024);
     let t0 = Instant::now();
     let h = open(&mut layer, udp(5070), 42);
     assert!(!layer.client(h).unwrap().is_started());
@@ -85,7 +85,7 @@ fn a_request_over_udp_is_sent_again_at_t1_doubling_to_t2_until_timer_f() {
 
 #[test]
 fn a_request_over_tcp_is_never_sent_again_and_times_out() {
-    let mut layer = Layer::new(Instant::now(), 4, 4, 1024);
+    let mut layer = Layer::new(Instant::now(), 4, 4, 1024, 16 * 1024);
     let t0 = Instant::now();
     let h = open(&mut layer, tcp(), 1);
     layer.start_client(t0, h).unwrap();
@@ -94,7 +94,7 @@ fn a_request_over_tcp_is_never_sent_again_and_times_out() {
 
 #[test]
 fn a_closed_transaction_leaves_no_timer_behind() {
-    let mut layer = Layer::new(Instant::now(), 2, 2, 1024);
+    let mut layer = Layer::new(Instant::now(), 2, 2, 1024, 16 * 1024);
     let t0 = Instant::now();
     let h = open(&mut layer, udp(5070), 1);
     layer.start_client(t0, h).unwrap();
@@ -110,7 +110,7 @@ fn a_closed_transaction_leaves_no_timer_behind() {
 
 #[test]
 fn a_full_client_table_and_a_request_too_large_are_refused() {
-    let mut layer = Layer::new(Instant::now(), 1, 1, 64);
+    let mut layer = Layer::new(Instant::now(), 1, 1, 64, 1024);
     let write = |buf: &mut [u8], _: &str| buf.get_mut(..100).map(|_| 100).ok_or(Overflow);
     assert_eq!(layer.open_client(udp(1), 0, write), Err(OpenError::TooLarge));
     assert_eq!(layer.client_count(), 0, "the refused one took no place");
@@ -119,8 +119,32 @@ fn a_full_client_table_and_a_request_too_large_are_refused() {
 }
 
 #[test]
+fn messages_share_the_store_by_their_size_and_a_full_store_is_refused_or_makes_room() {
+    // Two granules of store: one 100-byte request fills it.
+    let mut layer = Layer::new(Instant::now(), 4, 4, 200, 2 * MESSAGE_GRANULE);
+    let sized = |len: usize| move |buf: &mut [u8], _: &str| buf.get_mut(..len).map(|_| len).ok_or(Overflow);
+    let big = layer.open_client(udp(1), 0, sized(100)).unwrap();
+    assert_eq!((layer.store_usage().capacity, layer.store_usage().in_use), (128, 128));
+    assert_eq!(layer.open_client(udp(1), 0, sized(10)), Err(OpenError::Full), "a place, but no bytes");
+    assert_eq!(layer.client_count(), 1, "the refused one took no place");
+    layer.close_client(big);
+    assert_eq!(layer.store_usage().in_use, 0, "closing gives the bytes back");
+    let small = layer.open_client(udp(1), 0, sized(10)).unwrap();
+    assert_eq!(layer.start_client(Instant::now(), small).map(|(_, b)| b.len()), Some(10));
+    // A kept response that finds no room makes it with the oldest kept.
+    let t0 = Instant::now();
+    assert!(layer.keep(t0, 1, udp(1), &[b'a'; 40], None).is_some());
+    assert_eq!((layer.store_usage().capacity, layer.store_usage().in_use), (128, 128));
+    assert!(layer.keep(t0, 2, udp(1), &[b'b'; 30], None).is_some());
+    assert_eq!(layer.kept(1), None, "evicted for the newer one");
+    assert_eq!(layer.kept(2).map(|(_, b)| b.to_vec()), Some(vec![b'b'; 30]));
+    assert_eq!(layer.evicted(), 1);
+    assert_eq!(layer.keep(t0, 3, udp(1), &[b'c'; 201], None), None, "larger than message_size");
+}
+
+#[test]
 fn a_response_counts_only_from_where_its_request_went_and_for_its_dialog() {
-    let mut layer = Layer::new(Instant::now(), 4, 4, 1024);
+    let mut layer = Layer::new(Instant::now(), 4, 4, 1024, 16 * 1024);
     let t0 = Instant::now();
     let h = open(&mut layer, udp(5070), 1);
     layer.start_client(t0, h).unwrap();
@@ -152,7 +176,7 @@ fn a_response_counts_only_from_where_its_request_went_and_for_its_dialog() {
 
 #[test]
 fn a_kept_response_answers_for_64_t1_and_is_gone() {
-    let mut layer = Layer::new(Instant::now(), 1, 4, 1024);
+    let mut layer = Layer::new(Instant::now(), 1, 4, 1024, 16 * 1024);
     let t0 = Instant::now();
     layer.keep(t0, 0xabc, udp(5070), b"SIP/2.0 200 OK\r\n\r\n", None).unwrap();
     assert_eq!(layer.kept(0xabc), Some((udp(5070), &b"SIP/2.0 200 OK\r\n\r\n"[..])));
@@ -164,7 +188,7 @@ fn a_kept_response_answers_for_64_t1_and_is_gone() {
 
 #[test]
 fn an_invite_2xx_over_udp_is_sent_again_until_its_ack() {
-    let mut layer = Layer::new(Instant::now(), 1, 4, 1024);
+    let mut layer = Layer::new(Instant::now(), 1, 4, 1024, 16 * 1024);
     let t0 = Instant::now();
     let kept = layer.keep(t0, 1, udp(5070), b"SIP/2.0 200 OK\r\n\r\n", Some(9)).unwrap();
     assert_eq!(run(&mut layer, t0, Duration::from_millis(3600)), [500, 1500, 3500].map(Seen::Retransmit));
@@ -174,7 +198,7 @@ fn an_invite_2xx_over_udp_is_sent_again_until_its_ack() {
 
 #[test]
 fn an_invite_2xx_never_acknowledged_says_so_when_it_expires() {
-    let mut layer = Layer::new(Instant::now(), 1, 4, 1024);
+    let mut layer = Layer::new(Instant::now(), 1, 4, 1024, 16 * 1024);
     let t0 = Instant::now();
     layer.keep(t0, 1, udp(5070), b"SIP/2.0 200 OK\r\n\r\n", Some(9)).unwrap();
     let seen = run(&mut layer, t0, Duration::from_secs(40));
@@ -188,7 +212,7 @@ fn an_invite_2xx_never_acknowledged_says_so_when_it_expires() {
 
 #[test]
 fn a_full_table_of_kept_responses_makes_room_with_its_oldest() {
-    let mut layer = Layer::new(Instant::now(), 1, 2, 1024);
+    let mut layer = Layer::new(Instant::now(), 1, 2, 1024, 16 * 1024);
     let t0 = Instant::now();
     for key in 1..=3u64 {
         layer.keep(t0 + Duration::from_millis(key), key, udp(5070), key.to_string().as_bytes(), None).unwrap();
@@ -206,7 +230,7 @@ fn a_full_table_of_kept_responses_makes_room_with_its_oldest() {
 
 #[test]
 fn kept_responses_expire_in_the_order_kept_between_the_other_deadlines() {
-    let mut layer = Layer::new(Instant::now(), 2, 4, 1024);
+    let mut layer = Layer::new(Instant::now(), 2, 4, 1024, 16 * 1024);
     let t0 = Instant::now();
     layer.keep(t0, 1, udp(5070), b"first", None).unwrap();
     let h = open(&mut layer, tcp(), 7);

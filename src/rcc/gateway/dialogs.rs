@@ -5,18 +5,24 @@
 use super::*;
 
 /// What a session keeps of the INVITE that opens it, checked to fit.
-pub(super) struct SessionFields {
-    pub(super) call_id: String<MAX_CALL_ID>,
-    pub(super) remote_tag: String<MAX_TAG>,
-    pub(super) user: String<MAX_URI>,
-    pub(super) local_uri: String<MAX_URI>,
-    pub(super) remote_target: String<MAX_URI>,
+pub(super) struct SessionFields<'m> {
+    pub(super) call_id: &'m str,
+    pub(super) remote_tag: &'m str,
+    pub(super) user: &'m str,
+    pub(super) local_uri: &'m str,
+    pub(super) remote_target: &'m str,
+    /// The Record-Route entries joined as one Route header value.
     pub(super) routes: String<MAX_ROUTE_SET>,
     pub(super) cseq: u32,
 }
 
-impl SessionFields {
-    pub(super) fn read(m: &Message<'_>) -> Option<SessionFields> {
+/// `text` when it is at most `N` bytes long.
+fn at_most<const N: usize>(text: &str) -> Option<&str> {
+    (text.len() <= N).then_some(text)
+}
+
+impl<'m> SessionFields<'m> {
+    pub(super) fn read(m: &Message<'m>) -> Option<SessionFields<'m>> {
         let from = m.from().ok()?;
         let mut routes: String<MAX_ROUTE_SET> = String::new();
         for route in m.name_addrs(HeaderName::RecordRoute) {
@@ -32,11 +38,11 @@ impl SessionFields {
             write!(routes, "{comma}<{}>{params}", route.uri).ok()?;
         }
         Some(SessionFields {
-            call_id: copy_str(m.call_id().ok()?)?,
-            remote_tag: copy_str(from.tag()?)?,
-            user: copy_str(user_key(from.uri))?,
-            local_uri: copy_str(m.to().ok()?.uri)?,
-            remote_target: copy_str(m.contact().ok()??.uri)?,
+            call_id: at_most::<MAX_CALL_ID>(m.call_id().ok()?)?,
+            remote_tag: at_most::<MAX_TAG>(from.tag()?)?,
+            user: at_most::<MAX_URI>(user_key(from.uri))?,
+            local_uri: at_most::<MAX_URI>(m.to().ok()?.uri)?,
+            remote_target: at_most::<MAX_URI>(m.contact().ok()??.uri)?,
             routes,
             cseq: m.cseq().ok()?.number,
         })
@@ -205,17 +211,18 @@ impl Gateway {
         let connection_id = self.nodes.connection_id(slot).expect("a picked node is up");
         let local_tag = self.fresh_tag();
         let namespace = doc.namespace;
-        let opened = self.sessions.open(now, |s| {
-            s.dialog.call_id = fields.call_id;
-            s.dialog.remote_tag = fields.remote_tag;
-            s.dialog.local_tag = local_tag.clone();
-            s.user = fields.user;
-            s.dialog.local_uri = fields.local_uri;
-            s.dialog.remote_target = fields.remote_target;
-            s.dialog.routes = fields.routes;
-            s.line = line_as_sent;
+        let strings = Strings {
+            user: fields.user,
+            line: &line_as_sent,
+            call_id: fields.call_id,
+            remote_tag: fields.remote_tag,
+            local_tag: &local_tag,
+            local_uri: fields.local_uri,
+            remote_target: fields.remote_target,
+            routes: &fields.routes,
+        };
+        let opened = self.sessions.open(now, &strings, from, |s| {
             s.line_key = line_key;
-            s.dialog.peer = from;
             s.namespace = namespace;
             s.node.slot = slot;
             s.node.connection_id = connection_id;
@@ -223,16 +230,32 @@ impl Gateway {
             s.dialog.invite_cseq = fields.cseq;
             s.dialog.timer = negotiated.timer();
         });
-        let Some(h) = opened else {
-            self.counters.refused_full += 1;
-            log::warn!(
-                "{from}: INVITE of {user} refused: the session table is full ({} sessions)",
-                self.sessions.capacity()
-            );
-            let retry = self.config.retry_after_full;
-            return self.respond(from, m, 503, "Service Unavailable: session table full", None, |w| {
-                w.header_fmt("Retry-After", retry).map(drop)
-            });
+        let h = match opened {
+            Ok(h) => h,
+            Err(full) => {
+                self.counters.refused_full += 1;
+                let reason = match full {
+                    session::Full::Table => {
+                        log::warn!(
+                            "{from}: INVITE of {user} refused: the session table is full ({} sessions)",
+                            self.sessions.capacity()
+                        );
+                        "Service Unavailable: session table full"
+                    }
+                    session::Full::Text => {
+                        let usage = self.sessions.text_usage();
+                        log::warn!(
+                            "{from}: INVITE of {user} refused: no room for its strings in the session store \
+                             ({} of {} bytes in use)",
+                            usage.in_use,
+                            usage.capacity
+                        );
+                        "Service Unavailable: session store full"
+                    }
+                };
+                let retry = self.config.retry_after_full;
+                return self.respond(from, m, 503, reason, None, |w| w.header_fmt("Retry-After", retry).map(drop));
+            }
         };
         self.counters.sessions_opened += 1;
         log::info!("session opened: {user} on {line}, {slot}, from {from}");
@@ -250,8 +273,11 @@ impl Gateway {
         with_status: bool,
     ) {
         let Some(s) = self.sessions.get(h) else { return };
-        let (tag, namespace, up) =
-            (s.dialog.local_tag.clone(), s.namespace, self.nodes.state(s.node.slot) == LinkState::Up);
+        let (tag, namespace, up) = (
+            copy_str::<MAX_TAG>(s.local_tag()).unwrap_or_default(),
+            s.namespace,
+            self.nodes.state(s.node.slot) == LinkState::Up,
+        );
         let contact = self.contacts[contact_index(from.transport)].clone();
         let status = Response::SystemStatus(if up { SystemStatus::Normal } else { SystemStatus::Disabled });
         let extra = |w: &mut MessageWriter<'_>| {
@@ -296,9 +322,9 @@ impl Gateway {
             return;
         }
         let Some(negotiated) = self.negotiate_timer(from, m) else { return };
+        self.sessions.refreshed(h, self.now);
         if let Some(s) = self.sessions.get_mut(h) {
             // A refresh renegotiates: without Session-Expires, no timer.
-            s.dialog.refreshed_at = self.now;
             s.dialog.timer = negotiated.timer();
             if m.method() == Some(Method::Invite) {
                 s.dialog.invite_cseq = m.cseq().map(|c| c.number).unwrap_or(0);
@@ -320,7 +346,7 @@ impl Gateway {
         };
         self.respond(from, m, 200, "OK", None, |_| Ok(()));
         if let Some(s) = self.sessions.get(h) {
-            log::info!("session closed by {}: {} on {}", from, s.user, s.line);
+            log::info!("session closed by {}: {} on {}", from, s.user(), s.line());
         }
         self.end_session(h, false);
     }
@@ -342,8 +368,8 @@ impl Gateway {
         let on_same_connection =
             self.nodes.state(slot) == LinkState::Up && self.nodes.connection_id(slot) == Some(connection_id);
         let mut monitors: heapless::Vec<String<{ session::MAX_XREF }>, MAX_MONITORS> = heapless::Vec::new();
-        for xref in &s.node.monitors {
-            let _ = monitors.push(xref.clone());
+        for xref in s.node.monitors.iter() {
+            let _ = monitors.push(copy_str(xref).unwrap_or_default());
         }
         if on_same_connection {
             for xref in &monitors {
@@ -363,9 +389,9 @@ impl Gateway {
         }
     }
 
-    pub(super) fn log_session_end(&self, h: Handle, why: &str) {
+    pub(super) fn log_session_end(&self, h: Handle, why: impl core::fmt::Display) {
         if let Some(s) = self.sessions.get(h) {
-            log::info!("session of {} on {} ended: {why}", s.user, s.line);
+            log::info!("session of {} on {} ended: {why}", s.user(), s.line());
         }
     }
 
@@ -383,7 +409,7 @@ impl Gateway {
         let mut due: heapless::Vec<(Handle, bool), 64> = heapless::Vec::new();
         for (h, s) in self.sessions.iter() {
             let Some(timer) = s.dialog.timer.filter(|_| !s.ending) else { continue };
-            let since = now.saturating_duration_since(s.dialog.refreshed_at);
+            let since = now.saturating_duration_since(s.refreshed_at());
             let expired = match timer.refresher {
                 Refresher::Uac => since >= timer.due_after(),
                 Refresher::Uas => since >= Duration::from_secs(u64::from(timer.interval)),
@@ -414,7 +440,7 @@ impl Gateway {
         loop {
             gone.clear();
             for (h, s) in self.sessions.iter() {
-                if s.dialog.peer.transport.conn() == Some(conn) && !s.ending && gone.push(h).is_err() {
+                if s.peer().transport.conn() == Some(conn) && !s.ending && gone.push(h).is_err() {
                     break;
                 }
             }
@@ -423,11 +449,7 @@ impl Gateway {
             }
             for h in gone.iter().copied() {
                 if let Some(s) = self.sessions.get(h) {
-                    log::info!(
-                        "session of {} ended: its {} connection closed",
-                        s.user,
-                        s.dialog.peer.transport.token()
-                    );
+                    log::info!("session of {} ended: its {} connection closed", s.user(), s.peer().transport.token());
                 }
                 self.end_session(h, false);
             }

@@ -112,18 +112,18 @@ impl Gateway {
         }
         s.dialog.local_cseq += 1;
         let s = self.sessions.get(h).expect("just used");
-        let routes = [s.dialog.routes.as_str()];
-        let routes = if s.dialog.routes.is_empty() { &routes[..0] } else { &routes[..] };
+        let routes = [s.routes()];
+        let routes = if s.routes().is_empty() { &routes[..0] } else { &routes[..] };
         let mut sent_by = [0u8; 80];
         let mut out = OutBuf::new(&mut sent_by);
-        let port = match s.dialog.peer.transport {
+        let port = match s.peer().transport {
             Transport::Tls(_) => self.config.tls_port.unwrap_or(self.config.sip_port),
             Transport::Udp | Transport::Tcp(_) => self.config.sip_port,
         };
         let _ = write!(out, "{}:{port}", self.config.sip_host);
         let sent_by = core::str::from_utf8(out.as_bytes()).unwrap_or("");
-        let contact = &self.contacts[contact_index(s.dialog.peer.transport)];
-        let target = if s.dialog.remote_target.is_empty() { s.user.as_str() } else { s.dialog.remote_target.as_str() };
+        let contact = &self.contacts[contact_index(s.peer().transport)];
+        let target = if s.remote_target().is_empty() { s.user() } else { s.remote_target() };
         let namespace = s.namespace;
         let interval = s.dialog.timer.map_or(0, |t| t.interval);
         let write = |buf: &mut [u8], branch: &str| {
@@ -135,14 +135,14 @@ impl Gateway {
                 },
                 request_uri: target,
                 route_set: routes,
-                via_transport: s.dialog.peer.transport.token(),
+                via_transport: s.peer().transport.token(),
                 via_sent_by: sent_by,
                 branch,
-                local_uri: &s.dialog.local_uri,
-                local_tag: &s.dialog.local_tag,
-                remote_uri: &s.user,
-                remote_tag: &s.dialog.remote_tag,
-                call_id: &s.dialog.call_id,
+                local_uri: s.local_uri(),
+                local_tag: s.local_tag(),
+                remote_uri: s.user(),
+                remote_tag: s.remote_tag(),
+                call_id: s.call_id(),
                 cseq: s.dialog.local_cseq,
                 contact,
             };
@@ -157,7 +157,7 @@ impl Gateway {
             })
         };
         let owner = Outgoing { next: None, kind, session: h, state: ClientState::Queued };
-        let ch = match self.transactions.open_client(s.dialog.peer, owner, write) {
+        let ch = match self.transactions.open_client(s.peer(), owner, write) {
             Ok(ch) => ch,
             Err(why) => {
                 self.counters.transmit_drops += 1;
@@ -165,7 +165,7 @@ impl Gateway {
                 if why == OpenError::Full && self.counters.transmit_drops.is_power_of_two() {
                     log::warn!(
                         "{}: event dropped: too many INFOs waiting for answers ({} messages dropped so far)",
-                        s.user,
+                        s.user(),
                         self.counters.transmit_drops
                     );
                 }
@@ -265,10 +265,10 @@ impl Gateway {
         let Some(s) = self.sessions.get_mut(h) else { return };
         s.dialog.refreshing = false;
         match code {
-            200..=299 => s.dialog.refreshed_at = now,
+            200..=299 => self.sessions.refreshed(h, now),
             491 => {}
             _ => {
-                log::info!("session of {} on {} ended: Lync answered its session refresh with {code}", s.user, s.line);
+                self.log_session_end(h, format_args!("Lync answered its session refresh with {code}"));
                 self.end_session(h, true);
             }
         }
@@ -307,9 +307,7 @@ impl Gateway {
         if code >= 300 {
             // 481: the dialog is gone at Lync's end; anything else: end it.
             let bye = code != 481 && code != 408;
-            if let Some(s) = self.sessions.get(session) {
-                log::info!("session of {} on {} ended: Lync answered an event INFO with {code}", s.user, s.line);
-            }
+            self.log_session_end(session, format_args!("Lync answered an event INFO with {code}"));
             self.end_session(session, bye);
         } else {
             self.next_event(session, h);

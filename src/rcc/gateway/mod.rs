@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use heapless::String;
 
 use super::appearances::{Appearances, device_param, user_key};
-use super::session::{self, MAX_CALL_ID, MAX_MONITORS, MAX_ROUTE_SET, MAX_TAG, MAX_URI, Sessions};
+use super::session::{self, MAX_CALL_ID, MAX_MONITORS, MAX_ROUTE_SET, MAX_TAG, MAX_URI, Sessions, Strings};
 use super::session_timer::{Asked, Negotiated, Refresher, negotiate};
 use super::translate::{Arena, Translation, arena_buffer};
 use super::{Peer, Transport};
@@ -37,8 +37,9 @@ use crate::index::Index;
 use crate::outbuf::{OutBuf, Overflow};
 use crate::pool::{Handle, Pool};
 use crate::sip::{self, DialogRequest, Frame, HeaderName, Message, MessageWriter, Method};
+use crate::store::{ByteStore, Span};
 use crate::tel::Number;
-use crate::transaction::{Happened, OpenError, ResponseMatch, Transactions, server_key};
+use crate::transaction::{Happened, MESSAGE_GRANULE, OpenError, ResponseMatch, Transactions, server_key};
 
 mod dialogs;
 mod events;
@@ -109,6 +110,13 @@ pub struct GatewayConfig {
     pub out_queue: usize,
     /// The largest SIP message kept or written.
     pub message_size: usize,
+    /// Bytes for the sessions' strings together.
+    pub session_store: usize,
+    /// Bytes for the gateway's own requests and the responses kept.
+    pub transaction_store: usize,
+    /// Bytes for the requests waiting for a node and the messages waiting
+    /// to go out.
+    pub queue_store: usize,
     /// Retry-After of a 503 when the session table is full, in seconds.
     pub retry_after_full: u32,
     /// The services Lync may be offered (all, unless the operator
@@ -133,6 +141,9 @@ impl GatewayConfig {
             completed: board::COMPLETED,
             out_queue: board::OUT_QUEUE,
             message_size: board::MESSAGE_SIZE,
+            session_store: board::SESSION_STORE,
+            transaction_store: board::TRANSACTION_STORE,
+            queue_store: board::QUEUE_STORE,
             retry_after_full: 30,
             services: Services::all(),
             failover: Failover::Move,
@@ -230,6 +241,8 @@ pub struct Gateway {
     now: Instant,
     /// Where a node's document is copied before it is handled.
     inbox: Box<[u8]>,
+    /// A relayed request being answered, copied out of the queue store.
+    answering: Box<[u8]>,
     /// The gateway's Contact URIs for UDP, TCP and TLS dialogs, made at boot.
     contacts: [String<160>; 3],
     /// Stopping: new INVITEs are refused, sessions are being ended.
@@ -251,7 +264,7 @@ impl Gateway {
     /// its node's: `None` without a dial plan (names pass as they are).
     fn translation(&self, h: Handle) -> Option<Translation<'_>> {
         let (plan, s) = (self.dialplan.as_ref()?, self.sessions.get(h)?);
-        Some(Translation { plan, appearances: &self.appearances, user: &s.user, line: &s.line })
+        Some(Translation { plan, appearances: &self.appearances, user: s.user(), line: s.line() })
     }
 }
 
@@ -293,18 +306,24 @@ impl Gateway {
             appearances,
             dialplan: None,
             nodes,
-            sessions: Sessions::new(config.sessions, now),
-            pending: Pool::new(config.pending, || Pending {
-                request: vec![0; size].into_boxed_slice(),
-                len: 0,
+            sessions: Sessions::new(config.sessions, config.session_store, now),
+            pending: Pool::new(config.pending, move || Pending {
+                request: Span::default(),
                 from: anyone,
                 session: Handle { index: 0, generation: 0 },
                 namespace: Namespace::Ed3,
                 answer: false,
             }),
             pending_index: Index::new(config.pending),
-            transactions: Transactions::new(now, config.client_transactions, config.completed, size),
-            out: OutQueue::new(config.out_queue, size, anyone),
+            transactions: Transactions::new(
+                now,
+                config.client_transactions,
+                config.completed,
+                size,
+                config.transaction_store,
+            ),
+            out: OutQueue::new(config.out_queue, size, config.queue_store, anyone),
+            answering: vec![0; size].into_boxed_slice(),
             byes: VecDeque::with_capacity(config.sessions),
             next_sweep: None,
             next_tag: 0,
@@ -349,7 +368,7 @@ impl Gateway {
     }
 
     /// Every open session, in table order (for the admin endpoint).
-    pub fn sessions(&self) -> impl Iterator<Item = &super::session::Session> {
+    pub fn sessions(&self) -> impl Iterator<Item = super::session::SessionRef<'_>> {
         self.sessions.iter().map(|(_, session)| session)
     }
 
@@ -362,6 +381,17 @@ impl Gateway {
             ("client_transactions", self.transactions.client_count(), self.transactions.client_capacity()),
             ("completed", self.transactions.server_count(), self.transactions.server_capacity()),
             ("out_queue", self.out.count, self.out.slots.len()),
+        ]
+    }
+
+    /// What each byte store holds: the sessions' strings, the gateway's
+    /// own requests and kept responses, the queue (requests waiting for a
+    /// node, messages waiting to go out).
+    pub fn stores(&self) -> [(&'static str, crate::store::Usage); 3] {
+        [
+            ("session", self.sessions.text_usage()),
+            ("transaction", self.transactions.store_usage()),
+            ("queue", self.out.store.usage()),
         ]
     }
 

@@ -6,8 +6,8 @@ use super::*;
 
 /// A request relayed to a node, waiting for its answer.
 pub(super) struct Pending {
-    pub(super) request: Box<[u8]>,
-    pub(super) len: usize,
+    /// The request's bytes (or the answer's) in the queue store.
+    pub(super) request: Span,
     pub(super) from: Peer,
     pub(super) session: Handle,
     pub(super) namespace: Namespace,
@@ -59,7 +59,7 @@ impl Gateway {
         let offered = self.offered(s.node.slot);
         if !offered.contains(request.service()) {
             self.counters.unsupported_refusals += 1;
-            log::info!("{}: {} refused: not offered on this node", s.user, request.service().request_name());
+            log::info!("{}: {} refused: not offered on this node", s.user(), request.service().request_name());
             return self.answer_csta(from, m, namespace, &Csta::Error(ErrorCode::SERVICE_NOT_SUPPORTED));
         }
         match request {
@@ -94,7 +94,7 @@ impl Gateway {
         // Line appearances: every controlled device must be the user's.
         let mut scratch = [0u8; 128];
         let allowed = request.controlled_devices().into_iter().flatten().all(|device| match device {
-            Some(text) => text.unescape_into(&mut scratch).is_ok_and(|d| self.appearances.may_control(&s.user, d)),
+            Some(text) => text.unescape_into(&mut scratch).is_ok_and(|d| self.appearances.may_control(s.user(), d)),
             None => false, // a connection without its device cannot be authorised
         });
         let monitor_ok = match request {
@@ -104,7 +104,7 @@ impl Gateway {
         let room_for_monitor = !matches!(request, Request::MonitorStart { .. }) || s.node.monitors.len() < MAX_MONITORS;
         let node_up = self.nodes.state(s.node.slot) == LinkState::Up
             && self.nodes.connection_id(s.node.slot) == Some(s.node.connection_id);
-        let (slot, user) = (s.node.slot, s.user.clone());
+        let (slot, user) = (s.node.slot, copy_str::<MAX_URI>(s.user()).unwrap_or_default());
         let verdict = if !allowed {
             self.counters.privilege_violations += 1;
             log::info!("{user}: {} refused: a device not assigned to the user", request.service().request_name());
@@ -115,7 +115,7 @@ impl Gateway {
             Some(ErrorCode::OBJECT_MONITOR_LIMIT_EXCEEDED)
         } else if !node_up {
             self.counters.node_down_refusals += 1;
-            log::info!("{}: {} refused: its CTI node is down", s.user, request.service().request_name());
+            log::info!("{}: {} refused: its CTI node is down", s.user(), request.service().request_name());
             Some(ErrorCode::RESOURCE_OUT_OF_SERVICE)
         } else if self.transactions.client_count() * 4 >= self.transactions.client_capacity() * 3 {
             // Lync is not taking events as fast as calls make them: new
@@ -157,12 +157,13 @@ impl Gateway {
             }
         };
         let bytes = m.as_bytes();
-        let Some((p, pending)) = self.pending.alloc().filter(|(_, p)| bytes.len() <= p.request.len()) else {
+        let room = self.pending.len() < self.pending.capacity();
+        let Some(span) = room.then(|| self.out.store.put(&[bytes])).flatten() else {
             log::warn!("{user}: {} refused: too many requests waiting for the nodes", request.service().request_name());
             return self.answer_csta(from, m, namespace, &refuse(ErrorCode::RESOURCE_BUSY));
         };
-        pending.request[..bytes.len()].copy_from_slice(bytes);
-        pending.len = bytes.len();
+        let (p, pending) = self.pending.alloc().expect("room checked above");
+        pending.request = span;
         pending.from = from;
         pending.session = h;
         pending.namespace = namespace;
@@ -181,11 +182,12 @@ impl Gateway {
 
     pub(super) fn forget_pending(&mut self, p: Handle) {
         let Some(pending) = self.pending.get(p) else { return };
-        if let Ok(m) = Message::parse(&pending.request[..pending.len]) {
+        if let Ok(m) = Message::parse(self.out.store.get(pending.request)) {
             if let Some(key) = server_key(&m, &pending.from) {
                 self.pending_index.remove(key, p.index);
             }
         }
+        self.out.store.free(pending.request);
         self.pending.free(p);
     }
 
@@ -196,21 +198,33 @@ impl Gateway {
         }
         let p = Handle::unpack(tag.0);
         let Some(pending) = self.pending.get_mut(p) else { return };
-        // The stored request is moved out while it is answered: the
+        // The stored request is copied out while it is answered: the
         // answer needs the whole gateway. Taking a boxed slice does not allocate.
-        let request = core::mem::take(&mut pending.request);
-        let (len, from, session, namespace) = (pending.len, pending.from, pending.session, pending.namespace);
+        let mut request = core::mem::take(&mut self.answering);
+        let span = core::mem::take(&mut pending.request);
+        let (len, from, session, namespace) = (span.len(), pending.from, pending.session, pending.namespace);
+        request[..len].copy_from_slice(self.out.store.get(span));
+        self.out.store.free(span);
         if let Ok(m) = Message::parse(&request[..len]) {
             let slot = self.sessions.get(session).map(|s| s.node.slot);
             if let (Ok(Csta::Response(Response::Snapshot { dropped: Some(d), .. })), Some(slot)) = (answer, slot) {
                 self.note_dropped(slot, "SnapshotDeviceResponse", d);
             }
             // Monitors: learn the ids the node gives, forget stopped ones.
+            let mut answer = answer;
             match answer.ok() {
                 Some(Csta::Response(Response::MonitorStarted { monitor })) => {
                     let mut scratch = [0u8; 64];
-                    if let Ok(xref) = monitor.unescape_into(&mut scratch) {
-                        self.sessions.add_monitor(session, xref);
+                    let kept = monitor.unescape_into(&mut scratch).is_ok_and(|x| self.sessions.add_monitor(session, x));
+                    if let (false, Some(slot)) = (kept, slot) {
+                        // No room for its id (the session's or the
+                        // gateway's monitors are all taken): the node
+                        // stops it, Lync hears the limit.
+                        log::warn!("{slot}: a monitor refused: no room for its id {}", monitor.raw());
+                        self.next_tag += 1;
+                        let stop = Request::MonitorStop { monitor: *monitor };
+                        let _ = self.nodes.send_request(self.now, slot, RequestTag(INTERNAL | self.next_tag), &stop);
+                        answer = Err(ErrorCode::OBJECT_MONITOR_LIMIT_EXCEEDED);
                     }
                 }
                 Some(Csta::Response(Response::Ack(Service::MonitorStop))) => {
@@ -254,9 +268,7 @@ impl Gateway {
                 self.pending_index.remove(key, p.index);
             }
         }
-        if let Some(pending) = self.pending.get_mut(p) {
-            pending.request = request;
-        }
+        self.answering = request;
         self.pending.free(p);
     }
 }

@@ -1,5 +1,6 @@
 //! What the gateway sends, and what waits for room: the outgoing queue
-//! (a ring of fixed message buffers) and backpressure. A message that may
+//! (a ring of messages whose bytes are in the queue store) and
+//! backpressure. A message that may
 //! wait (an event INFO, a BYE, a node's answer) is handed back by a shell
 //! whose stream connection is full, kept, and sent again once it drains.
 
@@ -34,28 +35,38 @@ pub(super) enum Defer {
     Answer,
 }
 
+#[derive(Clone, Copy)]
 pub(super) struct OutSlot {
     pub(super) to: Peer,
-    pub(super) len: usize,
-    pub(super) bytes: Box<[u8]>,
+    pub(super) span: Span,
     pub(super) deferrable: Option<Deferrable>,
 }
 
-/// The outgoing queue: a ring of fixed message buffers.
+/// The outgoing queue: a ring of messages, their bytes in `store`, which
+/// the requests waiting for a node share.
 pub(super) struct OutQueue {
     pub(super) slots: Box<[OutSlot]>,
     pub(super) head: usize,
     pub(super) count: usize,
+    /// The bytes of the queued messages and of the requests waiting for
+    /// a node ([`Pending`]).
+    pub(super) store: ByteStore,
+    /// Where a message is written before it takes its exact size in `store`.
+    scratch: Box<[u8]>,
+    /// The message [`OutQueue::pop`] returned last: its bytes stay until
+    /// the next call, for the shell to send or hand back.
+    popped: Option<OutSlot>,
 }
 
 impl OutQueue {
-    pub(super) fn new(count: usize, size: usize, peer: Peer) -> OutQueue {
+    pub(super) fn new(count: usize, message_size: usize, store_bytes: usize, peer: Peer) -> OutQueue {
         OutQueue {
-            slots: (0..count)
-                .map(|_| OutSlot { to: peer, len: 0, bytes: vec![0; size].into_boxed_slice(), deferrable: None })
-                .collect(),
+            slots: vec![OutSlot { to: peer, span: Span::default(), deferrable: None }; count].into_boxed_slice(),
             head: 0,
             count: 0,
+            store: ByteStore::new(store_bytes, MESSAGE_GRANULE),
+            scratch: vec![0; message_size].into_boxed_slice(),
+            popped: None,
         }
     }
 
@@ -63,30 +74,42 @@ impl OutQueue {
         self.slots.len() - self.count
     }
 
-    /// Writes one message with `write`; false when the queue is full or
-    /// the message did not fit its buffer.
+    /// Frees the bytes of the message popped last: the shell is done with it.
+    fn release_popped(&mut self) {
+        if let Some(slot) = self.popped.take() {
+            self.store.free(slot.span);
+        }
+    }
+
+    /// Writes one message with `write`; false when the queue or its store
+    /// is full, or the message did not fit `message_size`.
     pub(super) fn push(&mut self, to: Peer, write: impl FnOnce(&mut [u8]) -> Result<usize, Overflow>) -> bool {
+        self.release_popped();
         if self.count == self.slots.len() {
             return false;
         }
-        let at = (self.head + self.count) % self.slots.len();
-        let slot = &mut self.slots[at];
-        match write(&mut slot.bytes) {
-            Ok(len) => {
-                slot.to = to;
-                slot.len = len;
-                slot.deferrable = None;
-                self.count += 1;
-                true
-            }
-            Err(Overflow) => false,
+        let Ok(len) = write(&mut self.scratch) else { return false };
+        let Some(span) = self.store.put(&[&self.scratch[..len]]) else { return false };
+        self.push_span(to, span)
+    }
+
+    /// Queues a message already in the store; false (and the bytes freed)
+    /// when the queue is full.
+    pub(super) fn push_span(&mut self, to: Peer, span: Span) -> bool {
+        if self.count == self.slots.len() {
+            self.store.free(span);
+            return false;
         }
+        let at = (self.head + self.count) % self.slots.len();
+        self.slots[at] = OutSlot { to, span, deferrable: None };
+        self.count += 1;
+        true
     }
 
     /// The bytes of the message queued last.
     pub(super) fn last_pushed(&self) -> &[u8] {
         let slot = &self.slots[(self.head + self.count + self.slots.len() - 1) % self.slots.len()];
-        &slot.bytes[..slot.len]
+        self.store.get(slot.span)
     }
 
     /// Marks the message queued last as one that may wait.
@@ -95,20 +118,22 @@ impl OutQueue {
         self.slots[last].deferrable = Some(Deferrable(defer));
     }
 
-    /// The message [`OutQueue::pop`] returned last (its slot is reused
-    /// only by the next push).
-    pub(super) fn last_popped(&self) -> &OutSlot {
-        &self.slots[(self.head + self.slots.len() - 1) % self.slots.len()]
+    /// The message [`OutQueue::pop`] returned last, its bytes now the
+    /// caller's to keep (and free).
+    pub(super) fn take_popped(&mut self) -> Option<OutSlot> {
+        self.popped.take()
     }
 
     pub(super) fn pop(&mut self) -> Option<Transmit<'_>> {
+        self.release_popped();
         if self.count == 0 {
             return None;
         }
-        let slot = &self.slots[self.head];
+        let slot = self.slots[self.head];
         self.head = (self.head + 1) % self.slots.len();
         self.count -= 1;
-        Some(Transmit { to: slot.to, bytes: &slot.bytes[..slot.len], deferrable: slot.deferrable })
+        self.popped = Some(slot);
+        Some(Transmit { to: slot.to, bytes: self.store.get(slot.span), deferrable: slot.deferrable })
     }
 }
 
@@ -147,13 +172,13 @@ impl Gateway {
                 }
             }
             Defer::Answer => {
-                let slot = self.out.last_popped();
+                let Some(slot) = self.out.take_popped() else { return };
                 let Some((_, p)) = self.pending.alloc() else {
+                    self.out.store.free(slot.span);
                     self.counters.transmit_drops += 1;
                     return;
                 };
-                p.request[..slot.len].copy_from_slice(&slot.bytes[..slot.len]);
-                p.len = slot.len;
+                p.request = slot.span;
                 p.from = slot.to;
                 p.answer = true;
                 self.waiting = true;
@@ -196,12 +221,13 @@ impl Gateway {
                 self.waiting = true;
                 continue;
             }
-            let bytes = &pending.request[..pending.len];
-            if self.out.push(to, |buf| copy_into(buf, bytes)) {
+            // The answer's bytes go to the queue as they are.
+            if self.out.push_span(to, pending.request) {
                 self.out.mark_last(Defer::Answer);
             }
             if let Some(pending) = self.pending.get_mut(p) {
                 pending.answer = false;
+                pending.request = Span::default();
             }
             self.pending.free(p);
         }
