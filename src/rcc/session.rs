@@ -97,8 +97,13 @@ const FIELDS: usize = 8;
 pub struct Session {
     /// The strings' record in the store.
     text: Span,
-    /// Where each string ends in the record, in [`Strings`] order.
-    ends: [u16; FIELDS],
+    /// The length of each string in the record but the route set, in
+    /// [`Strings`] order (each at most its `MAX_`, under 256); the route
+    /// set is the rest.
+    lens: [u8; FIELDS - 1],
+    /// How much of the route set is its peer's (the start of the first
+    /// route set that came from it), and not in the record.
+    routes_shared: u16,
     /// The user and the line as the line file writes it, hashed
     /// ([`user_line_key`]): one session per user and line, whatever
     /// spelling Lync used.
@@ -131,6 +136,8 @@ pub struct Stamp(u64);
 pub struct SessionRef<'a> {
     session: &'a Session,
     strings: &'a [u8],
+    /// The peer's route set, whose start the session's shares.
+    peer_routes: &'a str,
     epoch: Instant,
     common_local_uri: &'a str,
     peer: Peer,
@@ -146,8 +153,10 @@ impl core::ops::Deref for SessionRef<'_> {
 
 impl<'a> SessionRef<'a> {
     fn field(&self, i: usize) -> &'a str {
-        let start = if i == 0 { 0 } else { usize::from(self.session.ends[i - 1]) };
-        let text = self.strings.get(start..usize::from(self.session.ends[i])).unwrap_or_default();
+        let lens = &self.session.lens;
+        let start: usize = lens[..i].iter().map(|&l| usize::from(l)).sum();
+        let end = lens.get(i).map_or(self.strings.len(), |&l| start + usize::from(l));
+        let text = self.strings.get(start..end).unwrap_or_default();
         // Written from `&str`s whole, split where they were joined.
         core::str::from_utf8(text).unwrap_or_default()
     }
@@ -187,9 +196,12 @@ impl<'a> SessionRef<'a> {
         self.field(6)
     }
 
-    /// The route set as one Route header value; empty when none.
-    pub fn routes(&self) -> &'a str {
-        self.field(7)
+    /// The route set as one Route header value, in two pieces: the
+    /// start it shares with the first route set from its peer, and the
+    /// rest. Both empty when there is none.
+    pub fn routes(&self) -> [&'a str; 2] {
+        let shared = self.peer_routes.get(..usize::from(self.session.routes_shared)).unwrap_or_default();
+        [shared, self.field(7)]
     }
 
     /// Where the dialog came from, and over what.
@@ -316,7 +328,8 @@ impl Session {
     fn empty() -> Session {
         Session {
             text: Span::default(),
-            ends: [0; FIELDS],
+            lens: [0; FIELDS - 1],
+            routes_shared: 0,
             line_key: 0,
             namespace: Namespace::Ed3,
             dialog: Dialog {
@@ -384,11 +397,21 @@ pub struct Sessions {
 }
 
 /// The peers the sessions came from, each kept once with the count of
-/// sessions it serves: a pool's sessions share a few connections, and a
-/// peer is 40 bytes.
+/// sessions it serves and the route set of the first (in the string
+/// store): a pool's sessions share a few connections, a peer is 40 bytes,
+/// and the route sets through one Front End start alike (its address,
+/// `ms-fe`, `opaque=state`), so a session keeps only where its own
+/// differs.
 struct Peers {
-    pool: Pool<(Peer, u32)>,
+    pool: Pool<PeerEntry>,
     index: Index,
+}
+
+#[derive(Clone, Copy)]
+struct PeerEntry {
+    peer: Peer,
+    sessions: u32,
+    routes: Span,
 }
 
 fn peer_hash(peer: &Peer) -> u64 {
@@ -404,39 +427,43 @@ fn peer_hash(peer: &Peer) -> u64 {
 impl Peers {
     fn new(capacity: usize) -> Peers {
         let nowhere = Peer { addr: ([0, 0, 0, 0], 0).into(), transport: super::Transport::Udp };
-        Peers { pool: Pool::new(capacity, move || (nowhere, 0)), index: Index::new(capacity) }
+        let empty = PeerEntry { peer: nowhere, sessions: 0, routes: Span::default() };
+        Peers { pool: Pool::new(capacity, move || empty), index: Index::new(capacity) }
     }
 
-    /// The peer's entry, one more session counted; `None` when full.
-    fn intern(&mut self, peer: Peer) -> Option<u32> {
+    fn entry(&self, i: u32) -> Option<&PeerEntry> {
+        self.pool.handle_at(i).and_then(|h| self.pool.get(h))
+    }
+
+    /// The peer's entry, one more session counted, made with `routes`
+    /// (in `text`) when new; `None` when the table or the store is full.
+    fn intern(&mut self, peer: Peer, routes: &str, text: &mut ByteStore) -> Option<u32> {
         let key = peer_hash(&peer);
-        let found = self.index.candidates(key).find(|&i| {
-            let h = self.pool.handle_at(i);
-            h.and_then(|h| self.pool.get(h)).is_some_and(|(p, _)| *p == peer)
-        });
+        let found = self.index.candidates(key).find(|&i| self.entry(i).is_some_and(|e| e.peer == peer));
         if let Some(i) = found {
             let h = self.pool.handle_at(i)?;
-            self.pool.get_mut(h)?.1 += 1;
+            self.pool.get_mut(h)?.sessions += 1;
             return Some(i);
         }
+        if self.pool.len() == self.pool.capacity() {
+            return None;
+        }
+        let routes = text.put(&[routes.as_bytes()])?;
         let (h, entry) = self.pool.alloc()?;
-        *entry = (peer, 1);
+        *entry = PeerEntry { peer, sessions: 1, routes };
         self.index.insert(key, h.index);
         Some(h.index)
     }
 
-    fn get(&self, i: u32) -> Option<Peer> {
-        self.pool.handle_at(i).and_then(|h| self.pool.get(h)).map(|(p, _)| *p)
-    }
-
     /// One session fewer for the peer's entry; gone with the last.
-    fn release(&mut self, i: u32) {
+    fn release(&mut self, i: u32, text: &mut ByteStore) {
         let Some(h) = self.pool.handle_at(i) else { return };
-        let Some((peer, count)) = self.pool.get_mut(h) else { return };
-        *count -= 1;
-        if *count == 0 {
-            let key = peer_hash(peer);
+        let Some(entry) = self.pool.get_mut(h) else { return };
+        entry.sessions -= 1;
+        if entry.sessions == 0 {
+            let (key, routes) = (peer_hash(&entry.peer), entry.routes);
             self.index.remove(key, i);
+            text.free(routes);
             self.pool.free(h);
         }
     }
@@ -495,26 +522,32 @@ impl Sessions {
             let _ = self.common_local_uri.push_str(strings.local_uri);
         }
         let common_local_uri = strings.local_uri == self.common_local_uri.as_str();
+        let Some(peer) = self.peers.intern(peer, strings.routes, &mut self.text) else { return Err(Full::Text) };
+        // The start of the route set its peer's first one shares.
+        let template = self.peers.entry(peer).map_or(&[][..], |e| self.text.get(e.routes));
+        let mut shared = template.iter().zip(strings.routes.as_bytes()).take_while(|(a, b)| a == b).count();
+        while !strings.routes.is_char_boundary(shared) {
+            shared -= 1;
+        }
         let mut parts = strings.parts();
         if common_local_uri {
             parts[5] = "";
         }
-        let mut ends = [0u16; FIELDS];
-        let mut end = 0usize;
-        for (e, part) in ends.iter_mut().zip(parts) {
-            end += part.len();
-            *e = u16::try_from(end).map_err(|_| Full::Text)?;
+        parts[7] = &strings.routes[shared..];
+        let mut lens = [0u8; FIELDS - 1];
+        for (len, part) in lens.iter_mut().zip(parts) {
+            *len = u8::try_from(part.len()).map_err(|_| Full::Text)?;
         }
-        let text = self.text.put(&parts.map(str::as_bytes)).ok_or(Full::Text)?;
-        let Some(peer) = self.peers.intern(peer) else {
-            self.text.free(text);
-            return Err(Full::Table);
+        let Some(text) = self.text.put(&parts.map(str::as_bytes)) else {
+            self.peers.release(peer, &mut self.text);
+            return Err(Full::Text);
         };
         let stamp = Stamp(now.saturating_duration_since(self.epoch).as_millis() as u64);
         let (h, s) = self.pool.alloc().expect("checked for room above");
         *s = Session::empty();
         s.text = text;
-        s.ends = ends;
+        s.lens = lens;
+        s.routes_shared = shared as u16;
         s.opened_at = stamp;
         s.dialog.refreshed_at = stamp;
         s.common_local_uri = common_local_uri;
@@ -542,20 +575,21 @@ impl Sessions {
             self.by_monitor.remove(*m, h.index);
         }
         self.text.free(text);
-        self.peers.release(peer);
+        self.peers.release(peer, &mut self.text);
         self.pool.free(h);
     }
 
     fn with_text<'a>(&'a self, session: &'a Session) -> SessionRef<'a> {
+        let nowhere = Peer { addr: ([0, 0, 0, 0], 0).into(), transport: super::Transport::Udp };
+        let entry = self.peers.entry(session.dialog.peer);
+        let peer_routes = entry.map_or(&[][..], |e| self.text.get(e.routes));
         SessionRef {
             session,
             strings: self.text.get(session.text),
+            peer_routes: core::str::from_utf8(peer_routes).unwrap_or_default(),
             epoch: self.epoch,
             common_local_uri: &self.common_local_uri,
-            peer: self
-                .peers
-                .get(session.dialog.peer)
-                .unwrap_or(Peer { addr: ([0, 0, 0, 0], 0).into(), transport: super::Transport::Udp }),
+            peer: entry.map_or(nowhere, |e| e.peer),
         }
     }
 
@@ -717,24 +751,36 @@ mod store_tests {
         let want = strings("a", &routes[..1000]);
         let got = [s.user(), s.line(), s.call_id(), s.remote_tag(), s.local_tag(), s.local_uri()];
         assert_eq!(got, [want.user, want.line, want.call_id, want.remote_tag, want.local_tag, want.local_uri]);
-        assert_eq!((s.remote_target(), s.routes()), (want.remote_target, want.routes));
+        assert_eq!((s.remote_target(), s.routes().concat()), (want.remote_target, want.routes.to_string()));
         let usage = t.text_usage();
         assert_eq!(
             (usage.capacity, usage.in_use),
             (2048, 1136),
-            "its own length, 1,123 bytes (the URI of the gateway is common), in granules"
+            "the peer's route set (1,000 bytes) and the session's other strings (123: the URI of the gateway is \
+             common), in 16-byte granules"
         );
-        let no_room = t.open(Instant::now(), &strings("b", &routes[..900]), udp(), |_| {});
+        // From the same peer, a route set starting alike costs only where it differs.
+        let b_routes = format!("{}, <sip:b>", &routes[..900]);
+        let b = t.open(Instant::now(), &strings("b", &b_routes), udp(), |_| {}).unwrap();
+        assert_eq!(t.get(b).unwrap().routes(), [&routes[..900], ", <sip:b>"]);
+        // 123 + 9 bytes of its own.
+        assert_eq!(t.text_usage().in_use, 1136 + 144);
+        // From another peer, its own route set: no room.
+        let fe2 = Peer { addr: ([192, 0, 2, 30], 5060).into(), transport: crate::rcc::Transport::Udp };
+        let other_routes = "<sip:fe02.example.com;lr>".repeat(36);
+        let no_room = t.open(Instant::now(), &strings("c", &other_routes), fe2, |_| {});
         assert_eq!(no_room.err(), Some(Full::Text), "a place in the table, no bytes for the strings");
-        assert_eq!(t.len(), 1, "the refused session took no place");
+        assert_eq!((t.len(), t.peers.pool.len()), (2, 1), "the refused session took no place, its peer none");
         t.close(a);
+        assert_eq!(t.get(b).unwrap().routes().concat(), b_routes, "the peer's route set stays with b");
+        t.close(b);
         assert_eq!(t.text_usage().in_use, 0);
-        let b = t.open(Instant::now(), &strings("b", &routes[..900]), udp(), |_| {}).unwrap();
-        assert_eq!(t.find_dialog("b", "1a2b3c", Some("gw1")), Some(b));
-        let other = Strings { local_uri: "sip:+14255550199@gw.example.com", ..strings("c", "") };
-        let c = t.open(Instant::now(), &other, udp(), |_| {}).unwrap();
-        assert_eq!(t.get(c).unwrap().local_uri(), "sip:+14255550199@gw.example.com", "not the common one: its own");
-        assert_eq!(t.get(b).unwrap().local_uri(), "sip:ctigw@gw.example.com");
+        let c = t.open(Instant::now(), &strings("c", &other_routes), fe2, |_| {}).unwrap();
+        assert_eq!(t.find_dialog("c", "1a2b3c", Some("gw1")), Some(c));
+        let other = Strings { local_uri: "sip:+14255550199@gw.example.com", ..strings("d", "") };
+        let d = t.open(Instant::now(), &other, udp(), |_| {}).unwrap();
+        assert_eq!(t.get(d).unwrap().local_uri(), "sip:+14255550199@gw.example.com", "not the common one: its own");
+        assert_eq!(t.get(c).unwrap().local_uri(), "sip:ctigw@gw.example.com");
     }
 
     #[test]

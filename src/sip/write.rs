@@ -32,8 +32,9 @@ pub struct DialogRequest<'d> {
     pub method: Method<'d>,
     /// The remote target (or the first route, for a strict router).
     pub request_uri: &'d str,
-    /// The route set, each entry a name-addr as it appeared in Record-Route
-    /// (or several, comma-separated, as one Route header value).
+    /// The route set as one Route header value (its name-addrs as they
+    /// appeared in Record-Route, comma-separated), in pieces written one
+    /// after the other; no Route header when they are all empty.
     pub route_set: &'d [&'d str],
     /// Transport for the Via: `UDP`, `TCP`, `TLS`.
     pub via_transport: &'d str,
@@ -137,8 +138,12 @@ impl<'b> MessageWriter<'b> {
         let out = &mut w.out;
         write!(out, "Via: SIP/2.0/{} {};branch={}\r\n", d.via_transport, d.via_sent_by, d.branch)
             .map_err(|_| Overflow)?;
-        for route in d.route_set {
-            write!(out, "Route: {route}\r\n").map_err(|_| Overflow)?;
+        if d.route_set.iter().any(|piece| !piece.is_empty()) {
+            out.put_str("Route: ")?;
+            for piece in d.route_set {
+                out.put_str(piece)?;
+            }
+            out.put_str("\r\n")?;
         }
         write!(out, "Max-Forwards: 70\r\nFrom: <{}>;tag={}\r\n", d.local_uri, d.local_tag).map_err(|_| Overflow)?;
         write!(out, "To: <{}>;tag={}\r\nCall-ID: {}\r\n", d.remote_uri, d.remote_tag, d.call_id)
@@ -364,7 +369,7 @@ Content-Length: 0\r\n\r\n"
 
     #[test]
     fn in_dialog_request_round_trips() {
-        let routes = ["<sip:pool.example.com;lr>", "<sip:edge.example.com;lr;transport=tls>"];
+        let routes = ["<sip:pool.example.com;lr>, <sip:edge.exa", "mple.com;lr;transport=tls>"];
         let d = DialogRequest {
             method: Method::Info,
             request_uri: "sip:pool.example.com:5060;transport=tcp",

@@ -112,8 +112,7 @@ impl Gateway {
         }
         s.dialog.local_cseq += 1;
         let s = self.sessions.get(h).expect("just used");
-        let routes = [s.routes()];
-        let routes = if s.routes().is_empty() { &routes[..0] } else { &routes[..] };
+        let routes = s.routes();
         let mut sent_by = [0u8; 80];
         let mut out = OutBuf::new(&mut sent_by);
         let port = match s.peer().transport {
@@ -134,7 +133,7 @@ impl Gateway {
                     ClientKind::Refresh => Method::Update,
                 },
                 request_uri: target,
-                route_set: routes,
+                route_set: &routes,
                 via_transport: s.peer().transport.token(),
                 via_sent_by: sent_by,
                 branch,
