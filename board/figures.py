@@ -3,17 +3,24 @@
 
 For each board given (default: aarch64 armv7 x86_64): the stripped size of
 ctigw, the time from starting it to its first answer (an OPTIONS over UDP,
-with two host simulators as its CTI nodes), and its resident memory once
-idle. ARM binaries run under qemu-user, whose own resident memory is part
-of the process's; so beside it is qemu's footprint running a C program
-that only sleeps, built with the board's cross compiler. Run by
+with two host simulators as its CTI nodes), its resident memory once idle,
+and its peak resident memory while the board's whole session table signs
+in (ctigw-load over TCP, in a Lync pool's shapes, as `make bench` does on
+x86_64). ARM binaries run under qemu-user, whose own resident memory is
+part of the process's; so beside it is qemu's footprint running a C
+program that only sleeps, built with the board's cross compiler, and the
+figures without it. Then each board's `ctigw --budget`. Run by
 `make figures`, which builds each board first.
 """
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,10 +56,10 @@ def rss_kib(pid):
     return 0
 
 
-def start_sim():
+def start_sim(lines=None):
     sim = subprocess.Popen(
         [os.path.join(ROOT, "target/release/ctigw-sim"), "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
-         "--lines", os.path.join(ROOT, "config/sim-lines.conf")],
+         "--lines", lines or os.path.join(ROOT, "config/sim-lines.conf"), "--outside", "answer=0"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     listen = sim.stdout.readline().split()[-1]
     sim.stdout.readline()
@@ -115,9 +122,11 @@ def measure(board, runs):
         baseline = rss_kib(idle.pid)
         idle.kill()
         idle.wait()
+    full = full_rss(board, prefix, binary, env)
     boot.sort()
     rss.sort()
     return {
+        "full": full,
         "board": board,
         "target": target,
         "size": os.path.getsize(binary),
@@ -128,16 +137,81 @@ def measure(board, runs):
     }
 
 
+def board_sessions(board):
+    for line in open(os.path.join(ROOT, "board", board, "capacities")):
+        if line.startswith("sessions"):
+            return int(line.split("=")[1])
+    raise SystemExit(f"{board}: no sessions in its capacities")
+
+
+def full_rss(board, prefix, binary, env):
+    """Peak resident memory while every session of the board's table
+    signs in and makes calls, with their count: (KiB, signed in)."""
+    users = board_sessions(board)
+    scratch = tempfile.mkdtemp(prefix="ctigw-figures-")
+    load = os.path.join(ROOT, "target/release/ctigw-load")
+    subprocess.run([load, "--write-lines", str(users), scratch], check=True, stdout=subprocess.DEVNULL)
+    sims = [start_sim(os.path.join(scratch, "sim-lines.conf")) for _ in range(2)]
+    gw = None
+    try:
+        port = free_port()
+        conf = os.path.join(scratch, "ctigw.conf")
+        with open(conf, "w") as f:
+            f.write(f"[sip]\nlisten = 127.0.0.1:{port}\nhost = 127.0.0.1\ntrusted = 127.0.0.1\n[cti]\n")
+            for _, listen in sims:
+                f.write(f"node = {listen}\n")
+            f.write(f"[admin]\nlisten = off\n[log]\nlevel = warn\n[lines]\nfile = {scratch}/lines.conf\n")
+        gw = subprocess.Popen(prefix + [binary, "--config", conf], env=env, stderr=subprocess.DEVNULL)
+        time.sleep(5)  # booted, links up (qemu included)
+        peak, done = [0], threading.Event()
+
+        def sample():
+            while not done.is_set():
+                peak[0] = max(peak[0], rss_kib(gw.pid))
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        out = subprocess.run([load, "--gateway", f"127.0.0.1:{port}", "--transport", "tcp", "--json", "--users",
+                              str(users), "--window", "128", "--rate", "100", "--duration", "3"],
+                             capture_output=True, text=True)
+        done.set()
+        sampler.join()
+        result = json.loads(out.stdout) if out.stdout else {}
+        return peak[0], result.get("signed_in", 0), users
+    finally:
+        if gw:
+            gw.kill()
+            gw.wait()
+        for sim, _ in sims:
+            sim.kill()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def main():
     boards = sys.argv[1:] or ["aarch64", "armv7", "x86_64"]
-    print("| board | ctigw stripped | boot to serving (median of 5) | idle RSS (median of 5) | qemu alone |")
-    print("|---|---|---|---|---|")
+    print("| board | ctigw stripped | boot to serving (median of 5) | idle RSS (median of 5) "
+          "| RSS, every session signed in (peak) | qemu alone | idle / full without qemu |")
+    print("|---|---|---|---|---|---|---|")
+    budgets = []
     for board in boards:
         r = measure(board, runs=5)
         under = " under qemu" if r["baseline"] is not None else " native"
         alone = f"{r['baseline']} KiB" if r["baseline"] is not None else "-"
+        base = r["baseline"] or 0
+        full, signed_in, users = r["full"]
         print(f"| {r['board']} | {r['size']} bytes | {r['boot_ms']:.1f} ms{under} | {r['rss_kib']} KiB{under} "
-              f"| {alone} |")
+              f"| {full} KiB{under} ({signed_in} of {users} signed in) | {alone} "
+              f"| {r['rss_kib'] - base} / {full - base} KiB |")
+        target = open(os.path.join(ROOT, "board", board, "target")).read().strip()
+        qemu, sysroot = board_var(board, "QEMU"), board_var(board, "SYSROOT")
+        env = dict(os.environ, QEMU_LD_PREFIX=sysroot) if sysroot else None
+        budget = subprocess.run(([qemu] if qemu else []) + [os.path.join(ROOT, "target", target, "release", "ctigw"),
+                                "--budget"], capture_output=True, text=True, env=env, check=True).stdout
+        budgets.append(budget)
+    for budget in budgets:
+        print()
+        print(budget, end="")
 
 
 if __name__ == "__main__":

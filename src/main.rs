@@ -11,6 +11,7 @@ use ctigw::io;
 const USAGE: &str = "\
 usage: ctigw [--config PATH]        run the gateway (default /etc/ctigw/ctigw.conf)
        ctigw --check-config PATH    check a configuration and its line file, then exit
+       ctigw --budget               where each byte of this board's fixed tables goes
        ctigw --version
        ctigw --help
 
@@ -37,12 +38,45 @@ fn parse_args() -> Result<Option<Command>, String> {
                 );
                 return Ok(None);
             }
+            "--budget" => {
+                print!("{}", budget());
+                return Ok(None);
+            }
             "--config" => command = Command::Run(args.next().ok_or("--config needs a path")?.into()),
             "--check-config" => command = Command::Check(args.next().ok_or("--check-config needs a path")?.into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     Ok(Some(command))
+}
+
+/// The board's tables as a Markdown table: what, how many, the bytes of
+/// each, the total; then the TCP buffers, taken as connections open.
+fn budget() -> String {
+    use ctigw::board;
+    use std::fmt::Write as _;
+    let config = ctigw::rcc::GatewayConfig::new("budget", 0, Vec::new());
+    let lines = ctigw::rcc::Gateway::budget(&config);
+    let mut out = format!(
+        "ctigw {}, board {}: where each byte of the fixed tables goes (`ctigw --budget`)\n\n\
+         | what | count | bytes each | KiB |\n|---|---:|---:|---:|\n",
+        env!("CARGO_PKG_VERSION"),
+        board::BOARD
+    );
+    let mut total = 0;
+    for (what, count, each) in lines {
+        total += count * each;
+        let _ = writeln!(out, "| {what} | {count} | {each} | {} |", (count * each).div_ceil(1024));
+    }
+    let _ = writeln!(out, "| reserved at boot, resident as used | | | {} |", total.div_ceil(1024));
+    let tcp = board::TCP_RECEIVE + 2 * board::TCP_TRANSMIT;
+    let _ = writeln!(
+        out,
+        "| TCP connection buffers (receive, transmit and its copy), when a connection opens | {} | {tcp} | {} |",
+        board::TCP_CONNECTIONS,
+        (board::TCP_CONNECTIONS * tcp).div_ceil(1024)
+    );
+    out
 }
 
 fn main() -> ExitCode {

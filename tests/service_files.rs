@@ -97,3 +97,22 @@ fn the_systemd_units_run_unprivileged_with_notify_reload_and_restart() {
         assert!(stop > 5, "{path}: TimeoutStopSec={stop}");
     }
 }
+
+/// The board's README shows where each byte goes as this very build
+/// computes it (`ctigw --budget`: `size_of` of each table's entries times
+/// the board's capacities), so the table cannot drift from the code. Under
+/// `make test-arm` the ARM binaries answer for their own boards.
+#[test]
+fn the_board_readme_shows_this_builds_budget() {
+    let out = common::binary(env!("CARGO_BIN_EXE_ctigw")).arg("--budget").output().unwrap();
+    assert!(out.status.success());
+    let budget = String::from_utf8(out.stdout).unwrap();
+    let board = ctigw::board::BOARD;
+    assert!(budget.contains(&format!("board {board}:")) && budget.contains("| session strings"), "{budget}");
+    let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/board/");
+    let readme = std::fs::read_to_string(format!("{readme}{board}/README.md")).unwrap();
+    assert!(
+        readme.contains(&budget),
+        "board/{board}/README.md does not show this build's `ctigw --budget`; paste it:\n{budget}"
+    );
+}

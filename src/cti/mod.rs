@@ -353,6 +353,11 @@ impl Nodes {
         Ok(this)
     }
 
+    /// The bytes of one slot: its link and its receive buffer.
+    pub fn slot_size() -> usize {
+        size_of::<Link>() + size_of::<RecvBuf<LINK_BUFFER>>()
+    }
+
     /// The timers in force.
     pub fn timing(&self) -> &Timing {
         &self.timing

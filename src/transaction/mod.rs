@@ -230,6 +230,35 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
         }
     }
 
+    /// Where the bytes of a layer of `clients` client transactions and
+    /// `servers` kept responses go: what, how many, the bytes of each.
+    pub fn budget(
+        clients: usize,
+        servers: usize,
+        message_size: usize,
+        store_bytes: usize,
+    ) -> [(&'static str, usize, usize); 4] {
+        let pool_entry = size_of::<u32>() * 2 + size_of::<bool>();
+        let granules = store_bytes / MESSAGE_GRANULE;
+        [
+            ("client transactions (the gateway's requests)", clients, size_of::<ClientTx<C>>() + pool_entry),
+            ("kept responses, their order and index", servers, size_of::<ServerTx<S>>() + pool_entry + 8 + 16),
+            ("transaction deadlines", 2 * clients + servers, size_of::<Option<Instant>>() + 8),
+            (
+                "transaction store (requests and kept responses), bitmap, scratch",
+                1,
+                granules * MESSAGE_GRANULE + granules.div_ceil(64) * 8 + message_size,
+            ),
+        ]
+    }
+
+    /// True when three quarters of the client transactions or of the
+    /// message store are taken: time to refuse new work before requests
+    /// would have to be dropped.
+    pub fn clients_backlogged(&self) -> bool {
+        self.client.len() * 4 >= self.client.capacity() * 3 || self.store.in_use() * 4 >= self.store.capacity() * 3
+    }
+
     /// What the message store holds.
     pub fn store_usage(&self) -> Usage {
         self.store.usage()
@@ -263,9 +292,18 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
             self.client.free(h);
             return Err(OpenError::TooLarge);
         };
-        let Some(span) = self.store.put(&[&self.scratch[..len]]) else {
-            self.client.free(h);
-            return Err(OpenError::Full);
+        // The owner's requests come first: kept responses (only there for
+        // retransmissions) make room, oldest first.
+        let span = loop {
+            if let Some(span) = self.store.put(&[&self.scratch[..len]]) {
+                break span;
+            }
+            let Some(oldest) = self.server_order.pop_front() else {
+                self.client.free(h);
+                return Err(OpenError::Full);
+            };
+            self.forget_server(oldest);
+            self.evicted += 1;
         };
         let c = self.client.get_mut(h).expect("just taken");
         c.message.span = span;

@@ -140,6 +140,11 @@ fn messages_share_the_store_by_their_size_and_a_full_store_is_refused_or_makes_r
     assert_eq!(layer.kept(2).map(|(_, b)| b.to_vec()), Some(vec![b'b'; 30]));
     assert_eq!(layer.evicted(), 1);
     assert_eq!(layer.keep(t0, 3, udp(1), &[b'c'; 201], None), None, "larger than message_size");
+    // A request that finds no room takes it from the kept responses.
+    assert!(layer.clients_backlogged(), "the store is full");
+    let _ = layer.open_client(udp(1), 0, sized(60)).unwrap();
+    assert_eq!((layer.kept(2), layer.evicted()), (None, 2), "the kept response made room");
+    assert_eq!(layer.open_client(udp(1), 0, sized(10)), Err(OpenError::Full), "nothing left to evict");
 }
 
 #[test]

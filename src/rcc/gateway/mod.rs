@@ -384,6 +384,34 @@ impl Gateway {
         ]
     }
 
+    /// Where each byte of the tables `config` sizes goes: what, how many,
+    /// the bytes of each. All of it is reserved at boot; a page is
+    /// resident once used (`ctigw --budget` prints it).
+    pub fn budget(config: &GatewayConfig) -> Vec<(&'static str, usize, usize)> {
+        let mut lines = Vec::new();
+        lines.extend(Sessions::budget(config.sessions, config.session_store));
+        lines.push(("sessions waiting for room for their BYE", config.sessions, size_of::<Handle>()));
+        lines.extend(Transactions::<Outgoing, Handle>::budget(
+            config.client_transactions,
+            config.completed,
+            config.message_size,
+            config.transaction_store,
+        ));
+        let granules = config.queue_store / MESSAGE_GRANULE;
+        lines.extend([
+            ("requests waiting for a node, and their index", config.pending, size_of::<Pending>() + 9 + 16),
+            ("outgoing queue", config.out_queue, size_of::<transmit::OutSlot>()),
+            (
+                "queue store (waiting requests, outgoing messages), bitmap, scratch",
+                1,
+                granules * MESSAGE_GRANULE + granules.div_ceil(64) * 8 + 2 * config.message_size,
+            ),
+            ("CTI node slots (link state, transmit and receive buffers)", crate::cti::MAX_NODES, Nodes::slot_size()),
+            ("CTI link read and write buffers, per node connected", 2 * crate::cti::MAX_NODES, crate::cti::LINK_BUFFER),
+        ]);
+        lines
+    }
+
     /// What each byte store holds: the sessions' strings, the gateway's
     /// own requests and kept responses, the queue (requests waiting for a
     /// node, messages waiting to go out).

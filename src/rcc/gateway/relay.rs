@@ -117,7 +117,7 @@ impl Gateway {
             self.counters.node_down_refusals += 1;
             log::info!("{}: {} refused: its CTI node is down", s.user(), request.service().request_name());
             Some(ErrorCode::RESOURCE_OUT_OF_SERVICE)
-        } else if self.transactions.client_count() * 4 >= self.transactions.client_capacity() * 3 {
+        } else if self.transactions.clients_backlogged() {
             // Lync is not taking events as fast as calls make them: new
             // work is refused before events would have to be dropped.
             self.counters.backlog_refusals += 1;
