@@ -20,10 +20,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 
-from rig import BIN, ROOT, append_section, start_gateway, stop
+from rig import BIN, ROOT, append_section, peak_rss_while, rss_kib, start_gateway, stop
 
 STORM_USERS = 10_000
 
@@ -33,13 +31,6 @@ def board_sessions():
         if line.startswith("sessions"):
             return int(line.split("=")[1])
     sys.exit("no sessions in board/x86_64/capacities")
-
-
-def rss_kib(pid):
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def load(port, *args):
@@ -63,19 +54,8 @@ def main():
         half = load(gw_port, "--users", "200", "--window", "256", "--rate", f"{half_rate:.0f}", "--duration", "10")
 
         # Every session open: sample the RSS while the users are signed in.
-        peak = [0]
-        done = threading.Event()
-
-        def sample():
-            while not done.is_set():
-                peak[0] = max(peak[0], rss_kib(gw.pid))
-                time.sleep(0.05)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        full = load(gw_port, "--users", str(users), "--window", "128", "--rate", "100", "--duration", "3")
-        done.set()
-        sampler.join()
+        peak, full = peak_rss_while(gw.pid, lambda: load(
+            gw_port, "--users", str(users), "--window", "128", "--rate", "100", "--duration", "3"))
     finally:
         stop(procs)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -100,7 +80,7 @@ def main():
         f"| {half['p50_us']} / {half['p99_us']} / {half['p999_us']} us | {half['call_requests_ok']} requests, "
         f"{half['refused']} refused |",
         f"| resident memory, idle | {idle_rss} KiB | after boot, both nodes up |",
-        f"| resident memory, all {users} sessions open | {peak[0]} KiB | {full['signed_in']} signed in, peak |",
+        f"| resident memory, all {users} sessions open | {peak} KiB | {full['signed_in']} signed in, peak |",
         "",
     ]
     append_section(lines)

@@ -20,10 +20,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benches"))
+from rig import peak_rss_while, rss_kib  # noqa: E402  (the benches' helpers)
 
 
 def board_var(board, name):
@@ -47,13 +48,6 @@ def free_port():
         finally:
             tcp.close()
             udp.close()
-
-
-def rss_kib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 def start_sim(lines=None):
@@ -163,22 +157,11 @@ def full_rss(board, prefix, binary, env):
             f.write(f"[admin]\nlisten = off\n[log]\nlevel = warn\n[lines]\nfile = {scratch}/lines.conf\n")
         gw = subprocess.Popen(prefix + [binary, "--config", conf], env=env, stderr=subprocess.DEVNULL)
         time.sleep(5)  # booted, links up (qemu included)
-        peak, done = [0], threading.Event()
-
-        def sample():
-            while not done.is_set():
-                peak[0] = max(peak[0], rss_kib(gw.pid))
-                time.sleep(0.05)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        out = subprocess.run([load, "--gateway", f"127.0.0.1:{port}", "--transport", "tcp", "--json", "--users",
-                              str(users), "--window", "128", "--rate", "100", "--duration", "3"],
-                             capture_output=True, text=True)
-        done.set()
-        sampler.join()
+        peak, out = peak_rss_while(gw.pid, lambda: subprocess.run(
+            [load, "--gateway", f"127.0.0.1:{port}", "--transport", "tcp", "--json", "--users", str(users),
+             "--window", "128", "--rate", "100", "--duration", "3"], capture_output=True, text=True))
         result = json.loads(out.stdout) if out.stdout else {}
-        return peak[0], result.get("signed_in", 0), users
+        return peak, result.get("signed_in", 0), users
     finally:
         if gw:
             gw.kill()
