@@ -109,15 +109,21 @@ impl Number {
     /// conflicting extensions), or, when either lacks a global number,
     /// equal extensions.
     pub fn matches(&self, other: &Number) -> bool {
-        match (&self.global, &other.global) {
+        self.matches_parts(other.global(), other.extension())
+    }
+
+    /// [`Number::matches`] against a number kept as its two parts (as
+    /// [`Number::global`] and [`Number::extension`] give them).
+    pub fn matches_parts(&self, global: Option<&str>, extension: Option<&str>) -> bool {
+        match (self.global(), global) {
             (Some(a), Some(b)) => {
                 a == b
-                    && match (&self.extension, &other.extension) {
+                    && match (self.extension(), extension) {
                         (Some(x), Some(y)) => x == y,
                         _ => true,
                     }
             }
-            _ => self.extension.is_some() && self.extension == other.extension,
+            _ => self.extension().is_some() && self.extension() == extension,
         }
     }
 }

@@ -12,19 +12,22 @@ use crate::dialplan::device_key;
 use crate::lines::{self, LineError, LineErrorKind};
 use crate::tel::Number;
 
-/// One assignment: its three strings, one after the other in the
-/// table's text.
+/// One assignment: its three strings and its line's number (global part
+/// and extension, normalised: compared without parsing the line again),
+/// one after the other in the table's text.
 #[derive(Clone, Copy)]
 struct Entry {
     at: u32,
     user: u16,
     device: u16,
     line: u16,
+    global: u8,
+    extension: u8,
     primary: bool,
 }
 
 /// The assignments, sorted by user, with an index by device. Their
-/// strings share one buffer: 16,384 users cost their text and 12 bytes
+/// strings share one buffer: 16,384 users cost their text and 16 bytes
 /// each.
 pub struct Appearances {
     text: Box<str>,
@@ -39,25 +42,34 @@ struct Assigned<'a> {
     user: &'a str,
     device: &'a str,
     line: &'a str,
+    global: Option<&'a str>,
+    extension: Option<&'a str>,
     primary: bool,
 }
 
 impl<'a> Assigned<'a> {
     fn of(text: &'a str, e: &Entry) -> Assigned<'a> {
-        let (user_end, device_end) =
-            (e.at as usize + usize::from(e.user), e.at as usize + usize::from(e.user + e.device));
+        let mut at = e.at as usize;
+        let mut next = |len: usize| {
+            let part = &text[at..at + len];
+            at += len;
+            part
+        };
+        let (user, device, line) = (next(usize::from(e.user)), next(usize::from(e.device)), next(usize::from(e.line)));
+        let (global, extension) = (next(usize::from(e.global)), next(usize::from(e.extension)));
         Assigned {
-            user: &text[e.at as usize..user_end],
-            device: &text[user_end..device_end],
-            line: &text[device_end..device_end + usize::from(e.line)],
+            user,
+            device,
+            line,
+            global: (!global.is_empty()).then_some(global),
+            extension: (!extension.is_empty()).then_some(extension),
             primary: e.primary,
         }
     }
 
-    /// True when the line is `number` (its spelling was checked when the
-    /// file was read).
+    /// True when the line is `number`.
     fn is_line(&self, number: &Number) -> bool {
-        Number::parse(self.line).is_ok_and(|n| n.matches(number))
+        number.matches_parts(self.global, self.extension)
     }
 }
 
@@ -118,11 +130,15 @@ impl Appearances {
     pub fn parse(text: &str) -> Result<Appearances, Vec<LineError>> {
         let (mut count, mut bytes) = (0, 0);
         let mut errors = Vec::new();
+        let parts = |a: &lines::Assignment<'_>| {
+            let (global, extension) = (a.number.global().unwrap_or(""), a.number.extension().unwrap_or(""));
+            [user_key(a.user).len(), a.device.len(), a.line.len(), global.len(), extension.len()]
+        };
         for item in lines::parse(text) {
             match item {
-                Ok(a) if [user_key(a.user).len(), a.device.len(), a.line.len()].iter().all(|&n| n <= 0xffff) => {
+                Ok(a) if parts(&a)[..3].iter().all(|&n| n <= 0xffff) && parts(&a)[3..].iter().all(|&n| n <= 0xff) => {
                     count += 1;
-                    bytes += user_key(a.user).len() + a.device.len() + a.line.len();
+                    bytes += parts(&a).iter().sum::<usize>();
                 }
                 Ok(a) => errors.push(LineError { line_number: a.line_number, kind: LineErrorKind::TooLong }),
                 Err(e) => errors.push(e),
@@ -134,12 +150,15 @@ impl Appearances {
         let mut all = std::string::String::with_capacity(bytes);
         let mut entries = Vec::with_capacity(count);
         for a in lines::parse(text).flatten() {
-            let (user, at) = (user_key(a.user), all.len() as u32);
-            all.push_str(user);
-            all.push_str(a.device);
-            all.push_str(a.line);
-            let (user, device, line) = (user.len() as u16, a.device.len() as u16, a.line.len() as u16);
-            entries.push(Entry { at, user, device, line, primary: a.primary });
+            let at = all.len() as u32;
+            let (global, extension) = (a.number.global().unwrap_or(""), a.number.extension().unwrap_or(""));
+            for part in [user_key(a.user), a.device, a.line, global, extension] {
+                all.push_str(part);
+            }
+            let [user, device, line, global, extension] = parts(&a);
+            let (user, device, line) = (user as u16, device as u16, line as u16);
+            let (global, extension) = (global as u8, extension as u8);
+            entries.push(Entry { at, user, device, line, global, extension, primary: a.primary });
         }
         let text: Box<str> = all.into();
         entries.sort_by(|a, b| cmp_ignore_case(Assigned::of(&text, a).user, Assigned::of(&text, b).user));

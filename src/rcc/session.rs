@@ -137,7 +137,7 @@ pub struct SessionRef<'a> {
     session: &'a Session,
     strings: &'a [u8],
     /// The peer's route set, whose start the session's shares.
-    peer_routes: &'a str,
+    peer_routes: &'a [u8],
     epoch: Instant,
     common_local_uri: &'a str,
     peer: Peer,
@@ -201,7 +201,8 @@ impl<'a> SessionRef<'a> {
     /// rest. Both empty when there is none.
     pub fn routes(&self) -> [&'a str; 2] {
         let shared = self.peer_routes.get(..usize::from(self.session.routes_shared)).unwrap_or_default();
-        [shared, self.field(7)]
+        // Cut where the session's own route set has a character boundary.
+        [core::str::from_utf8(shared).unwrap_or_default(), self.field(7)]
     }
 
     /// Where the dialog came from, and over what.
@@ -542,6 +543,14 @@ impl Sessions {
             let _ = self.common_local_uri.push_str(strings.local_uri);
         }
         let common_local_uri = strings.local_uri == self.common_local_uri.as_str();
+        let mut parts = strings.parts();
+        if common_local_uri {
+            parts[5] = "";
+        }
+        let mut lens = [0u8; FIELDS - 1];
+        for (len, part) in lens.iter_mut().zip(parts) {
+            *len = u8::try_from(part.len()).map_err(|_| Full::Text)?;
+        }
         let Some(peer) = self.peers.intern(peer, strings.routes, &mut self.text) else { return Err(Full::Text) };
         // The start of the route set its peer's first one shares.
         let template = self.peers.entry(peer).map_or(&[][..], |e| self.text.get(e.routes));
@@ -549,15 +558,7 @@ impl Sessions {
         while !strings.routes.is_char_boundary(shared) {
             shared -= 1;
         }
-        let mut parts = strings.parts();
-        if common_local_uri {
-            parts[5] = "";
-        }
         parts[7] = &strings.routes[shared..];
-        let mut lens = [0u8; FIELDS - 1];
-        for (len, part) in lens.iter_mut().zip(parts) {
-            *len = u8::try_from(part.len()).map_err(|_| Full::Text)?;
-        }
         let Some(text) = self.text.put(&parts.map(str::as_bytes)) else {
             self.peers.release(peer, &mut self.text);
             return Err(Full::Text);
@@ -606,7 +607,7 @@ impl Sessions {
         SessionRef {
             session,
             strings: self.text.get(session.text),
-            peer_routes: core::str::from_utf8(peer_routes).unwrap_or_default(),
+            peer_routes,
             epoch: self.epoch,
             common_local_uri: &self.common_local_uri,
             peer: entry.map_or(nowhere, |e| e.peer),
@@ -797,6 +798,11 @@ mod store_tests {
         assert_eq!(t.text_usage().in_use, 0);
         let c = t.open(Instant::now(), &strings("c", &other_routes), fe2, |_| {}).unwrap();
         assert_eq!(t.find_dialog("c", "1a2b3c", Some("gw1")), Some(c));
+        // A string longer than any the gateway keeps (the caller checks
+        // first) is refused with nothing held.
+        let long = "x".repeat(300);
+        let too_long = t.open(Instant::now(), &Strings { user: &long, ..strings("e", "") }, udp(), |_| {});
+        assert_eq!((too_long.err(), t.len(), t.peers.pool.len()), (Some(Full::Text), 1, 1));
         let other = Strings { local_uri: "sip:+14255550199@gw.example.com", ..strings("d", "") };
         let d = t.open(Instant::now(), &other, udp(), |_| {}).unwrap();
         assert_eq!(t.get(d).unwrap().local_uri(), "sip:+14255550199@gw.example.com", "not the common one: its own");
