@@ -672,17 +672,17 @@ impl World {
         for s in gw.sessions() {
             assert!(s.node.monitors.len() <= MAX_MONITORS);
             assert!(s.node.slot.index() < self.nodes, "a session on an unconfigured node");
-            let unique: BTreeSet<&str> = s.node.monitors.iter().map(|m| m.as_str()).collect();
+            let unique: BTreeSet<&str> = s.node.monitors.iter().collect();
             assert_eq!(unique.len(), s.node.monitors.len(), "a monitor recorded twice");
         }
         // Newest wins: one live session per user and line.
         for (i, a) in live.iter().enumerate() {
             for b in &live[i + 1..] {
                 assert!(
-                    !(a.user.eq_ignore_ascii_case(&b.user) && a.line.eq_ignore_ascii_case(&b.line)),
+                    !(a.user().eq_ignore_ascii_case(b.user()) && a.line().eq_ignore_ascii_case(b.line())),
                     "two live sessions of {} on {}",
-                    a.user,
-                    a.line
+                    a.user(),
+                    a.line()
                 );
             }
         }
