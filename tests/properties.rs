@@ -59,7 +59,21 @@ fn exercise_csta(doc: &csta::Document<'_>) {
     let mut out = OutBuf::new(&mut buf);
     if doc.message.write(doc.namespace, &mut out).is_ok() {
         let again = csta::parse(out.as_bytes()).expect("what was written parses");
-        assert_eq!(again.message, doc.message);
+        // What was read is not always what is written: elements the
+        // gateway does not carry are left out (`dropped`), and a required
+        // lastRedirectionDevice the node left out is written as notKnown.
+        // What the gateway writes, though, reads back as itself and writes
+        // the same bytes again.
+        let mut buf = [0u8; 8192];
+        let mut second = OutBuf::new(&mut buf);
+        again.message.write(again.namespace, &mut second).expect("fits as the first writing did");
+        assert_eq!(second.as_bytes(), out.as_bytes(), "writing is stable");
+        assert_eq!(csta::parse(second.as_bytes()).expect("parses").message, again.message);
+        // Otherwise the first writing keeps everything.
+        let read = format!("{:?}", doc.message);
+        if !read.contains("dropped: Some") && !read.contains("redirection: None") {
+            assert_eq!(again.message, doc.message);
+        }
     }
     if let Csta::Request(r) = &doc.message {
         let mut scratch = [0u8; 64];
