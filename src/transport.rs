@@ -56,6 +56,17 @@ pub struct Peer {
     pub transport: Transport,
 }
 
+impl Peer {
+    /// No peer: the unspecified address over UDP, what a table entry
+    /// holds before it is first used.
+    pub const fn unspecified() -> Peer {
+        Peer {
+            addr: SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0)),
+            transport: Transport::Udp,
+        }
+    }
+}
+
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.transport.token(), self.addr)

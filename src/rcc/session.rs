@@ -131,16 +131,11 @@ pub struct Session {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stamp(u64);
 
-/// An open session with its strings.
+/// An open session with its strings (read from the table as asked).
 #[derive(Clone, Copy)]
 pub struct SessionRef<'a> {
     session: &'a Session,
-    strings: &'a [u8],
-    /// The peer's route set, whose start the session's shares.
-    peer_routes: &'a [u8],
-    epoch: Instant,
-    common_local_uri: &'a str,
-    peer: Peer,
+    table: &'a Sessions,
 }
 
 impl core::ops::Deref for SessionRef<'_> {
@@ -153,10 +148,11 @@ impl core::ops::Deref for SessionRef<'_> {
 
 impl<'a> SessionRef<'a> {
     fn field(&self, i: usize) -> &'a str {
+        let strings = self.table.text.get(self.session.text);
         let lens = &self.session.lens;
         let start: usize = lens[..i].iter().map(|&l| usize::from(l)).sum();
-        let end = lens.get(i).map_or(self.strings.len(), |&l| start + usize::from(l));
-        let text = self.strings.get(start..end).unwrap_or_default();
+        let end = lens.get(i).map_or(strings.len(), |&l| start + usize::from(l));
+        let text = strings.get(start..end).unwrap_or_default();
         // Written from `&str`s whole, split where they were joined.
         core::str::from_utf8(text).unwrap_or_default()
     }
@@ -188,7 +184,7 @@ impl<'a> SessionRef<'a> {
 
     /// The gateway's URI as Lync addressed it.
     pub fn local_uri(&self) -> &'a str {
-        if self.session.common_local_uri { self.common_local_uri } else { self.field(5) }
+        if self.session.common_local_uri { &self.table.common_local_uri } else { self.field(5) }
     }
 
     /// Where in-dialog requests go (the INVITE's Contact).
@@ -200,24 +196,26 @@ impl<'a> SessionRef<'a> {
     /// start it shares with the first route set from its peer, and the
     /// rest. Both empty when there is none.
     pub fn routes(&self) -> [&'a str; 2] {
-        let shared = self.peer_routes.get(..usize::from(self.session.routes_shared)).unwrap_or_default();
+        let peer_routes =
+            self.table.peers.entry(self.session.dialog.peer).map_or(&[][..], |e| self.table.text.get(e.routes));
+        let shared = peer_routes.get(..usize::from(self.session.routes_shared)).unwrap_or_default();
         // Cut where the session's own route set has a character boundary.
         [core::str::from_utf8(shared).unwrap_or_default(), self.field(7)]
     }
 
     /// Where the dialog came from, and over what.
     pub fn peer(&self) -> Peer {
-        self.peer
+        self.table.peers.entry(self.session.dialog.peer).map_or(Peer::unspecified(), |e| e.peer)
     }
 
     /// When the session was opened.
     pub fn opened_at(&self) -> Instant {
-        self.epoch + Duration::from_millis(self.session.opened_at.0)
+        self.table.instant(self.session.opened_at)
     }
 
     /// When the session was last refreshed (INVITE, re-INVITE, UPDATE).
     pub fn refreshed_at(&self) -> Instant {
-        self.epoch + Duration::from_millis(self.session.dialog.refreshed_at.0)
+        self.table.instant(self.session.dialog.refreshed_at)
     }
 }
 
@@ -427,8 +425,7 @@ fn peer_hash(peer: &Peer) -> u64 {
 
 impl Peers {
     fn new(capacity: usize) -> Peers {
-        let nowhere = Peer { addr: ([0, 0, 0, 0], 0).into(), transport: super::Transport::Udp };
-        let empty = PeerEntry { peer: nowhere, sessions: 0, routes: Span::default() };
+        let empty = PeerEntry { peer: Peer::unspecified(), sessions: 0, routes: Span::default() };
         Peers { pool: Pool::new(capacity, move || empty), index: Index::new(capacity) }
     }
 
@@ -563,7 +560,7 @@ impl Sessions {
             self.peers.release(peer, &mut self.text);
             return Err(Full::Text);
         };
-        let stamp = Stamp(now.saturating_duration_since(self.epoch).as_millis() as u64);
+        let stamp = self.stamp(now);
         let (h, s) = self.pool.alloc().expect("checked for room above");
         *s = Session::empty();
         s.text = text;
@@ -600,23 +597,19 @@ impl Sessions {
         self.pool.free(h);
     }
 
-    fn with_text<'a>(&'a self, session: &'a Session) -> SessionRef<'a> {
-        let nowhere = Peer { addr: ([0, 0, 0, 0], 0).into(), transport: super::Transport::Udp };
-        let entry = self.peers.entry(session.dialog.peer);
-        let peer_routes = entry.map_or(&[][..], |e| self.text.get(e.routes));
-        SessionRef {
-            session,
-            strings: self.text.get(session.text),
-            peer_routes,
-            epoch: self.epoch,
-            common_local_uri: &self.common_local_uri,
-            peer: entry.map_or(nowhere, |e| e.peer),
-        }
+    /// `at` as a [`Stamp`] of this table.
+    fn stamp(&self, at: Instant) -> Stamp {
+        Stamp(at.saturating_duration_since(self.epoch).as_millis() as u64)
+    }
+
+    /// The moment a [`Stamp`] of this table names.
+    fn instant(&self, stamp: Stamp) -> Instant {
+        self.epoch + Duration::from_millis(stamp.0)
     }
 
     /// The session `h` names was refreshed at `now`.
     pub fn refreshed(&mut self, h: Handle, now: Instant) {
-        let stamp = Stamp(now.saturating_duration_since(self.epoch).as_millis() as u64);
+        let stamp = self.stamp(now);
         if let Some(s) = self.pool.get_mut(h) {
             s.dialog.refreshed_at = stamp;
         }
@@ -624,7 +617,7 @@ impl Sessions {
 
     /// The session `h` names, if still open.
     pub fn get(&self, h: Handle) -> Option<SessionRef<'_>> {
-        self.pool.get(h).map(|s| self.with_text(s))
+        self.pool.get(h).map(|session| SessionRef { session, table: self })
     }
 
     /// The fixed part of the session `h` names, to change. Indexed fields
@@ -696,7 +689,7 @@ impl Sessions {
 
     /// Every open session.
     pub fn iter(&self) -> impl Iterator<Item = (Handle, SessionRef<'_>)> {
-        self.pool.iter().map(|(h, s)| (h, self.with_text(s)))
+        self.pool.iter().map(|(h, session)| (h, SessionRef { session, table: self }))
     }
 }
 

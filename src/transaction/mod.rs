@@ -77,8 +77,7 @@ struct Stored {
 
 impl Stored {
     fn new() -> Stored {
-        let nowhere = Peer { addr: ([0, 0, 0, 0], 0).into(), transport: Transport::Udp };
-        Stored { to: nowhere, span: Span::default(), interval: T1 }
+        Stored { to: Peer::unspecified(), span: Span::default(), interval: T1 }
     }
 
     /// Doubles the interval, up to T2, and returns it.

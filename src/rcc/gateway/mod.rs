@@ -301,7 +301,7 @@ impl Gateway {
     /// made at `now`. The nodes are not started: see [`Gateway::start`].
     pub fn new(now: Instant, config: GatewayConfig, appearances: Appearances, nodes: Box<Nodes>) -> Box<Gateway> {
         let size = config.message_size;
-        let anyone = Peer { addr: "0.0.0.0:0".parse().expect("literal address"), transport: Transport::Udp };
+        let anyone = Peer::unspecified();
         Box::new(Gateway {
             appearances,
             dialplan: None,
