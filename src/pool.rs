@@ -51,6 +51,12 @@ impl<T> Pool<T> {
         }
     }
 
+    /// The bytes one item reserves: itself, its generation, its in-use
+    /// flag and its place in the free list.
+    pub fn entry_footprint() -> usize {
+        size_of::<T>() + size_of::<u32>() + size_of::<bool>() + size_of::<u32>()
+    }
+
     /// Items in use.
     pub fn len(&self) -> usize {
         self.items.len() - self.free.len()

@@ -83,6 +83,13 @@ impl ByteStore {
         }
     }
 
+    /// The bytes a store of `capacity` in granules of `granule` reserves:
+    /// its arena and its bitmap.
+    pub fn footprint(capacity: usize, granule: usize) -> usize {
+        let granules = capacity / granule.max(1);
+        granules * granule.max(1) + granules.div_ceil(64).max(1) * 8
+    }
+
     /// Its size, its bytes in use and its high water.
     pub fn usage(&self) -> Usage {
         Usage { capacity: self.capacity(), in_use: self.in_use, high_water: self.high_water }

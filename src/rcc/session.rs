@@ -489,17 +489,15 @@ impl Sessions {
     /// (reserved at boot, touched as used).
     pub fn budget(capacity: usize, text_bytes: usize) -> [(&'static str, usize, usize); 5] {
         let buckets = |entries: usize| (entries.max(1) * 2).next_power_of_two();
-        let pool_entry = size_of::<u32>() * 2 + size_of::<bool>(); // generation, free list, in use
-        let granules = text_bytes / TEXT_GRANULE;
         [
-            ("session, fixed part and its place in the table", capacity, size_of::<Session>() + pool_entry),
-            ("session strings (store, and its bitmap)", 1, granules * TEXT_GRANULE + granules.div_ceil(64) * 8),
+            ("session, fixed part and its place in the table", capacity, Pool::<Session>::entry_footprint()),
+            ("session strings (store, and its bitmap)", 1, ByteStore::footprint(text_bytes, TEXT_GRANULE)),
             (
                 "session indexes: dialog, user and line, monitor (8 bytes a bucket)",
                 buckets(capacity) * 2 + buckets(capacity * MONITORS_PER_SESSION),
                 8,
             ),
-            ("peers (one a pool connection or address)", capacity, size_of::<PeerEntry>() + pool_entry),
+            ("peers (one a pool connection or address)", capacity, Pool::<PeerEntry>::entry_footprint()),
             ("peer index (8 bytes a bucket)", buckets(capacity), 8),
         ]
     }

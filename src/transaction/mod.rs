@@ -237,16 +237,14 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
         message_size: usize,
         store_bytes: usize,
     ) -> [(&'static str, usize, usize); 4] {
-        let pool_entry = size_of::<u32>() * 2 + size_of::<bool>();
-        let granules = store_bytes / MESSAGE_GRANULE;
         [
-            ("client transactions (the gateway's requests)", clients, size_of::<ClientTx<C>>() + pool_entry),
-            ("kept responses, their order and index", servers, size_of::<ServerTx<S>>() + pool_entry + 8 + 16),
+            ("client transactions (the gateway's requests)", clients, Pool::<ClientTx<C>>::entry_footprint()),
+            ("kept responses, their order and index", servers, Pool::<ServerTx<S>>::entry_footprint() + 8 + 16),
             ("transaction deadlines", 2 * clients + servers, size_of::<Option<Instant>>() + 8),
             (
                 "transaction store (requests and kept responses), bitmap, scratch",
                 1,
-                granules * MESSAGE_GRANULE + granules.div_ceil(64) * 8 + message_size,
+                ByteStore::footprint(store_bytes, MESSAGE_GRANULE) + message_size,
             ),
         ]
     }
@@ -297,12 +295,10 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
             if let Some(span) = self.store.put(&[&self.scratch[..len]]) {
                 break span;
             }
-            let Some(oldest) = self.server_order.pop_front() else {
+            if !self.evict_oldest() {
                 self.client.free(h);
                 return Err(OpenError::Full);
-            };
-            self.forget_server(oldest);
-            self.evicted += 1;
+            }
         };
         let c = self.client.get_mut(h).expect("just taken");
         c.message.span = span;
@@ -428,9 +424,9 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
                     break span;
                 }
             }
-            let oldest = self.server_order.pop_front()?;
-            self.forget_server(oldest);
-            self.evicted += 1;
+            if !self.evict_oldest() {
+                return None;
+            }
         };
         // Never earlier than the one kept before it: the order stays the
         // order of expiry.
@@ -477,6 +473,15 @@ impl<C: Copy + Default, S: Copy> Transactions<C, S> {
     /// was up (the table was full).
     pub fn evicted(&self) -> u64 {
         self.evicted
+    }
+
+    /// Forgets the oldest kept response to make room ([`Transactions::evicted`]);
+    /// false when none is kept.
+    fn evict_oldest(&mut self) -> bool {
+        let Some(oldest) = self.server_order.pop_front() else { return false };
+        self.forget_server(oldest);
+        self.evicted += 1;
+        true
     }
 
     /// Forgets kept response `h`, just taken off the front of `server_order`.

@@ -397,14 +397,13 @@ impl Gateway {
             config.message_size,
             config.transaction_store,
         ));
-        let granules = config.queue_store / MESSAGE_GRANULE;
         lines.extend([
-            ("requests waiting for a node, and their index", config.pending, size_of::<Pending>() + 9 + 16),
+            ("requests waiting for a node, and their index", config.pending, Pool::<Pending>::entry_footprint() + 16),
             ("outgoing queue", config.out_queue, size_of::<transmit::OutSlot>()),
             (
                 "queue store (waiting requests, outgoing messages), bitmap, scratch",
                 1,
-                granules * MESSAGE_GRANULE + granules.div_ceil(64) * 8 + 2 * config.message_size,
+                ByteStore::footprint(config.queue_store, MESSAGE_GRANULE) + 2 * config.message_size,
             ),
             ("CTI node slots (link state, transmit and receive buffers)", crate::cti::MAX_NODES, Nodes::slot_size()),
             ("CTI link read and write buffers, per node connected", 2 * crate::cti::MAX_NODES, crate::cti::LINK_BUFFER),
