@@ -36,10 +36,23 @@ pub struct Appearances {
     by_device: Vec<u32>,
 }
 
-/// An entry with its strings.
+impl Entry {
+    /// The user, without slicing the other strings (the binary searches).
+    fn user<'a>(&self, text: &'a str) -> &'a str {
+        &text[self.at as usize..self.at as usize + usize::from(self.user)]
+    }
+
+    /// The device, likewise.
+    fn device<'a>(&self, text: &'a str) -> &'a str {
+        let at = self.at as usize + usize::from(self.user);
+        &text[at..at + usize::from(self.device)]
+    }
+}
+
+/// An entry with its strings (but the user, which only the searches by
+/// user read: [`Entry::user`]).
 #[derive(Clone, Copy)]
 struct Assigned<'a> {
-    user: &'a str,
     device: &'a str,
     line: &'a str,
     global: Option<&'a str>,
@@ -49,16 +62,15 @@ struct Assigned<'a> {
 
 impl<'a> Assigned<'a> {
     fn of(text: &'a str, e: &Entry) -> Assigned<'a> {
-        let mut at = e.at as usize;
+        let mut at = e.at as usize + usize::from(e.user);
         let mut next = |len: usize| {
             let part = &text[at..at + len];
             at += len;
             part
         };
-        let (user, device, line) = (next(usize::from(e.user)), next(usize::from(e.device)), next(usize::from(e.line)));
+        let (device, line) = (next(usize::from(e.device)), next(usize::from(e.line)));
         let (global, extension) = (next(usize::from(e.global)), next(usize::from(e.extension)));
         Assigned {
-            user,
             device,
             line,
             global: (!global.is_empty()).then_some(global),
@@ -161,9 +173,9 @@ impl Appearances {
             entries.push(Entry { at, user, device, line, global, extension, primary: a.primary });
         }
         let text: Box<str> = all.into();
-        entries.sort_by(|a, b| cmp_ignore_case(Assigned::of(&text, a).user, Assigned::of(&text, b).user));
+        entries.sort_by(|a, b| cmp_ignore_case(a.user(&text), b.user(&text)));
         let mut by_device: Vec<u32> = (0..entries.len() as u32).collect();
-        let device_of = |i: u32| device_key(Assigned::of(&text, &entries[i as usize]).device);
+        let device_of = |i: u32| device_key(entries[i as usize].device(&text));
         by_device.sort_by(|&a, &b| cmp_ignore_case(device_of(a), device_of(b)));
         Ok(Appearances { text, entries, by_device })
     }
@@ -189,7 +201,7 @@ impl Appearances {
 
     fn of(&self, user: &str) -> UserLines<'_> {
         let key = user_key(user);
-        let user_of = |e: &Entry| self.assigned(e).user;
+        let user_of = |e: &Entry| e.user(&self.text);
         let start = self.entries.partition_point(|e| cmp_ignore_case(user_of(e), key) == Ordering::Less);
         let len =
             self.entries[start..].iter().take_while(|e| cmp_ignore_case(user_of(e), key) == Ordering::Equal).count();
@@ -236,7 +248,7 @@ impl Appearances {
     /// knows a colleague's phone that the node reports by name.
     pub fn line_of_device(&self, device: &str) -> Option<&str> {
         let key = device_key(device);
-        let device_of = |i: u32| device_key(self.assigned(&self.entries[i as usize]).device);
+        let device_of = |i: u32| device_key(self.entries[i as usize].device(&self.text));
         let at = self.by_device.partition_point(|&i| cmp_ignore_case(device_of(i), key) == Ordering::Less);
         let e = self.assigned(&self.entries[*self.by_device.get(at)? as usize]);
         device_key(e.device).eq_ignore_ascii_case(key).then_some(e.line)
