@@ -112,16 +112,16 @@ impl Gateway {
         }
         s.dialog.local_cseq += 1;
         let s = self.sessions.get(h).expect("just used");
-        let routes = s.routes();
+        let (routes, peer) = (s.routes(), s.peer());
         let mut sent_by = [0u8; 80];
         let mut out = OutBuf::new(&mut sent_by);
-        let port = match s.peer().transport {
+        let port = match peer.transport {
             Transport::Tls(_) => self.config.tls_port.unwrap_or(self.config.sip_port),
             Transport::Udp | Transport::Tcp(_) => self.config.sip_port,
         };
         let _ = write!(out, "{}:{port}", self.config.sip_host);
         let sent_by = core::str::from_utf8(out.as_bytes()).unwrap_or("");
-        let contact = &self.contacts[contact_index(s.peer().transport)];
+        let contact = &self.contacts[contact_index(peer.transport)];
         let target = if s.remote_target().is_empty() { s.user() } else { s.remote_target() };
         let namespace = s.namespace;
         let interval = s.dialog.timer.map_or(0, |t| t.interval);
@@ -134,7 +134,7 @@ impl Gateway {
                 },
                 request_uri: target,
                 route_set: &routes,
-                via_transport: s.peer().transport.token(),
+                via_transport: peer.transport.token(),
                 via_sent_by: sent_by,
                 branch,
                 local_uri: s.local_uri(),
@@ -156,7 +156,7 @@ impl Gateway {
             })
         };
         let owner = Outgoing { next: None, kind, session: h, state: ClientState::Queued };
-        let ch = match self.transactions.open_client(s.peer(), owner, write) {
+        let ch = match self.transactions.open_client(peer, owner, write) {
             Ok(ch) => ch,
             Err(why) => {
                 self.counters.transmit_drops += 1;
